@@ -64,8 +64,13 @@ class GPTConfig:
                 "from the initial embeddings only, so without positions it cannot see token order",
             )
         for name in ("vocab_size", "context_length", "n_layer", "n_head", "d_model", "mlp_ratio"):
-            if int(getattr(self, name)) <= 0:
-                raise ConfigError(name, f"{name} must be a positive integer, got {getattr(self, name)}")
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ConfigError(name, f"{name} must be a positive integer, got {value!r}")
+        for name in ("rope_base", "rope_scale", "norm_eps", "dropout"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ConfigError(name, f"{name} must be a number, got {value!r}")
         if self.d_model % self.n_head:
             raise ConfigError(
                 "d_model", f"d_model={self.d_model} is not divisible by n_head={self.n_head}"
@@ -91,8 +96,9 @@ def rope_cos_sin(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """cos and sin tables for rotate-half RoPE, shape (T, head_dim)."""
     hd = cfg.head_dim
-    inv_freq = 1.0 / (cfg.rope_base ** (torch.arange(0, hd, 2, device=positions.device,
-                                                      dtype=torch.float64) / hd))
+    inv_freq = 1.0 / (
+        cfg.rope_base ** (torch.arange(0, hd, 2, device=positions.device, dtype=torch.float64) / hd)
+    )
     angles = (positions.to(torch.float64) / cfg.rope_scale)[:, None] * inv_freq[None, :]
     angles = torch.cat([angles, angles], dim=-1)
     return angles.cos().to(dtype), angles.sin().to(dtype)
@@ -272,9 +278,7 @@ class GPT(nn.Module):
         pos = torch.arange(T, device=device)
         rope = rope_cos_sin(self.cfg, pos, dtype) if self.cfg.position == "rope" else None
         bias = (
-            alibi_bias(self.alibi_slopes, pos, pos, dtype)
-            if self.cfg.position == "alibi"
-            else None
+            alibi_bias(self.alibi_slopes, pos, pos, dtype) if self.cfg.position == "alibi" else None
         )
         return rope, bias
 

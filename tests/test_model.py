@@ -24,8 +24,14 @@ def random_model(arch: str, position: str, seed: int = 0, **kw) -> GPT:
     """A float64 model with every parameter random, biases and norms included."""
     torch.manual_seed(seed)
     cfg = GPTConfig(
-        arch=arch, position=position, vocab_size=50, context_length=32, n_layer=3, n_head=2,
-        d_model=16, **kw,
+        arch=arch,
+        position=position,
+        vocab_size=50,
+        context_length=32,
+        n_layer=3,
+        n_head=2,
+        d_model=16,
+        **kw,
     )
     model = GPT(cfg).double().eval()
     with torch.no_grad():

@@ -1,0 +1,111 @@
+"""Running a Hydra app so that bad input gives one line and exit code 2, never a traceback.
+
+Before Hydra starts, the command line is composed once per sweep value with the compose API and
+checked by the app's validator; Hydra's own multi-line errors are turned into `error: <field>: ...`.
+Inside the job, a `UserError` is reported the same way.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import sys
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import hydra
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException, MissingConfigException
+from omegaconf import DictConfig
+from omegaconf.errors import OmegaConfBaseException
+
+from inattn.config import CONF_DIR
+from inattn.errors import UserError
+
+EXIT_BAD_INPUT = 2
+
+
+def fail(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(EXIT_BAD_INPUT)
+
+
+def describe(err: Exception) -> str:
+    """One line naming the field, from Hydra's and OmegaConf's longer messages."""
+    if isinstance(err, MissingConfigException) and err.missing_cfg_file:
+        group, _, option = err.missing_cfg_file.rpartition("/")
+        if group:
+            options = ", ".join(err.options or [])
+            return f"{group}: unknown option {option!r}" + (
+                f" (choose from {options})" if options else ""
+            )
+    cause = err
+    while cause is not None:
+        key = getattr(cause, "full_key", None)
+        if key:
+            return f"{key}: {str(cause).splitlines()[0]}"
+        cause = cause.__cause__
+    return str(err).strip().splitlines()[0]
+
+
+def sweep_combinations(overrides: list[str]) -> Iterator[list[str]]:
+    """Override lists that, together, use every value of every sweep at least once."""
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    choices: list[list[str]] = []
+    for o in parsed:
+        if o.is_sweep_override():
+            key = o.input_line.split("=", 1)[0]
+            choices.append([f"{key}={v}" for v in o.sweep_string_iterator()])
+        else:
+            choices.append([o.input_line])
+    base = [c[0] for c in choices]
+    yield base
+    for i, values in enumerate(choices):
+        for value in values[1:]:
+            yield [*base[:i], value, *base[i + 1 :]]
+
+
+def precheck(
+    config_name: str, overrides: list[str], validate: Callable[[DictConfig], Any] | None
+) -> None:
+    try:
+        combos = list(sweep_combinations(overrides))
+    except HydraException as err:
+        fail(describe(err))
+    for combo in itertools.islice(combos, 256):
+        GlobalHydra.instance().clear()
+        try:
+            with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+                cfg = compose(config_name, overrides=combo)
+                if validate is not None:
+                    validate(cfg)
+        except UserError as err:
+            fail(str(err))
+        except (HydraException, OmegaConfBaseException) as err:
+            fail(describe(err))
+        finally:
+            GlobalHydra.instance().clear()
+
+
+def run_app(
+    task: Callable[[DictConfig], Any],
+    config_name: str,
+    validate: Callable[[DictConfig], Any] | None = None,
+) -> None:
+    """Check the command line, then hand it to Hydra (which handles -m, --help, --cfg, ...)."""
+    from hydra._internal.utils import get_args_parser
+
+    args, _ = get_args_parser().parse_known_args(sys.argv[1:])
+    if not (args.help or args.hydra_help or args.info or args.shell_completion):
+        precheck(config_name, args.overrides, validate)
+
+    @functools.wraps(task)
+    def guarded(cfg: DictConfig) -> Any:
+        try:
+            return task(cfg)
+        except UserError as err:
+            fail(str(err))
+
+    hydra.main(config_path=str(CONF_DIR), config_name=config_name, version_base="1.3")(guarded)()

@@ -1,0 +1,49 @@
+"""From a composed Hydra config to the objects the library takes, with the checks users need."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from inattn.errors import ConfigError
+from inattn.model import GPTConfig
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+
+
+def to_dict(cfg: DictConfig | Mapping) -> dict[str, Any]:
+    if isinstance(cfg, DictConfig):
+        return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+    return dict(cfg)
+
+
+def model_config(cfg: DictConfig, vocab_size: int) -> GPTConfig:
+    """GPTConfig from the `model` node (keys that are not GPTConfig fields, like `size`, skipped)."""
+    fields = {f.name for f in dataclasses.fields(GPTConfig)}
+    kwargs = {k: v for k, v in to_dict(cfg.model).items() if k in fields}
+    return GPTConfig(**{**kwargs, "vocab_size": vocab_size})
+
+
+def check_positive(cfg: DictConfig, key: str, allow_zero: bool = False) -> None:
+    value = OmegaConf.select(cfg, key)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(key, f"{key} must be a number, got {value!r}")
+    ok = value >= 0 if allow_zero else value > 0
+    if not ok:
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ConfigError(key, f"{key} must be {bound}, got {value}")
+
+
+def validate_train_config(cfg: DictConfig) -> None:
+    """Refuse a training config that cannot work, before any data or model is built."""
+    for key in ("context_length", "batch_size", "optim.lr", "trainer.max_steps"):
+        check_positive(cfg, key)
+    for key in ("optim.weight_decay", "optim.warmup_steps", "optim.grad_clip"):
+        check_positive(cfg, key, allow_zero=True)
+    if not 0.0 <= cfg.optim.min_lr_ratio <= 1.0:
+        raise ConfigError("optim.min_lr_ratio", "optim.min_lr_ratio must be in [0, 1]")
+    model_config(cfg, vocab_size=max(int(cfg.tokenizer.get("vocab_size") or 1), 1))
