@@ -22,7 +22,7 @@ def to_dict(cfg: DictConfig | Mapping) -> dict[str, Any]:
 
 
 def model_config(cfg: DictConfig, vocab_size: int) -> GPTConfig:
-    """GPTConfig from the `model` node (keys that are not GPTConfig fields, like `size`, skipped)."""
+    """GPTConfig from the `model` node; keys that are not GPTConfig fields (`size`) are skipped."""
     fields = {f.name for f in dataclasses.fields(GPTConfig)}
     kwargs = {k: v for k, v in to_dict(cfg.model).items() if k in fields}
     return GPTConfig(**{**kwargs, "vocab_size": vocab_size})
