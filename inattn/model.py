@@ -178,7 +178,8 @@ class CausalSelfAttention(nn.Module):
         if bias is None:
             y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True)
         else:
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=p)
+            # a 4-D mask keeps the fused CPU kernel (a 3-D one falls back to the math path)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias[None], dropout_p=p)
         y = y.transpose(1, 2).reshape(B, T, C)  # (B, T, C)
         return self.proj(y)
 
