@@ -1,0 +1,103 @@
+"""The data and tokenizer settings: defaults per source, unknown keys and bad values refused.
+
+The defaults here are the ones the YAML files in `conf/data/` and `conf/tokenizer/` carry, so a
+plain dict works as well as a composed Hydra config.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from inattn.errors import ConfigError
+
+DEFAULTS: dict[str, dict[str, Any]] = {
+    "shakespeare": {"val_works": None, "val_fraction": 0.1},
+    "files": {"train_files": None, "val_files": None, "val_fraction": 0.1},
+    "hf": {
+        "path": None,
+        "name": None,
+        "data_files": None,
+        "revision": None,
+        "split": "train",
+        "val_split": "validation",
+        "text_column": "text",
+        "max_documents": None,
+        "val_fraction": 0.01,
+        "streaming": False,
+    },
+}
+TOKENIZER_DEFAULTS: dict[str, Any] = {
+    "kind": "bpe",
+    "vocab_size": 4096,
+    "path": None,
+    "eot_token": "<|endoftext|>",
+}
+MIN_BPE_VOCAB = 257  # the 256 byte symbols plus the end-of-text token
+
+
+def plain(cfg: Mapping[str, Any] | DictConfig | None) -> dict[str, Any]:
+    """A resolved plain dict from a Hydra node or any mapping."""
+    if cfg is None:
+        return {}
+    if isinstance(cfg, DictConfig):
+        return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+    return dict(cfg)
+
+
+def _check_keys(given: dict[str, Any], known: Mapping[str, Any], prefix: str, what: str) -> None:
+    for key in given:
+        if key not in known:
+            raise ConfigError(
+                f"{prefix}.{key}", f"unknown key for {what}; known keys: {sorted(known)}"
+            )
+
+
+def _check_fraction(value: Any, field: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
+        raise ConfigError(field, f"{field} must be a number in (0, 1), got {value!r}")
+
+
+def data_options(cfg: Mapping[str, Any] | DictConfig) -> dict[str, Any]:
+    """The data settings with defaults filled in, checked as far as they can be without data."""
+    given = plain(cfg)
+    source = given.pop("source", "shakespeare")
+    if source not in DEFAULTS:
+        raise ConfigError(
+            "data.source", f"unknown source {source!r}; choose one of {list(DEFAULTS)}"
+        )
+    _check_keys(given, DEFAULTS[source], "data", f"source {source!r}")
+    opts = {"source": source, **DEFAULTS[source], **given}
+    _check_fraction(opts["val_fraction"], "data.val_fraction")
+    if source == "files" and opts["train_files"] in (None, "", [], "???"):
+        raise ConfigError("data.train_files", "give one or more text files or globs")
+    if source == "hf":
+        if not opts["path"]:
+            raise ConfigError("data.path", "give a hub dataset name or a local dataset folder")
+        cap = opts["max_documents"]
+        if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 1):
+            raise ConfigError("data.max_documents", f"must be null or an integer >= 1, got {cap!r}")
+        if opts["streaming"] and cap is None:
+            raise ConfigError(
+                "data.streaming", "streaming reads the dataset lazily: also set data.max_documents"
+            )
+    return opts
+
+
+def tokenizer_options(cfg: Mapping[str, Any] | DictConfig | None) -> dict[str, Any]:
+    """The tokenizer settings with defaults filled in and checked."""
+    given = plain(cfg)
+    _check_keys(given, TOKENIZER_DEFAULTS, "tokenizer", "the tokenizer")
+    opts = {**TOKENIZER_DEFAULTS, **given}
+    if opts["kind"] != "bpe":
+        raise ConfigError("tokenizer.kind", f"unknown kind {opts['kind']!r}; choose 'bpe'")
+    size = opts["vocab_size"]
+    if opts["path"] is None and (
+        isinstance(size, bool) or not isinstance(size, int) or size < MIN_BPE_VOCAB
+    ):
+        raise ConfigError(
+            "tokenizer.vocab_size", f"must be an integer >= {MIN_BPE_VOCAB}, got {size!r}"
+        )
+    return opts

@@ -1,0 +1,86 @@
+"""A shuffling sampler whose order is a function of (seed, epoch), so a run can resume mid-epoch."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+from torch.utils.data import Sampler
+
+
+class ResumableSampler(Sampler[int]):
+    """Epoch e visits a permutation drawn from torch.Generator(seed + e), from position `index`.
+
+    The sampler counts what it has handed out, but a DataLoader (and Lightning) fetch ahead of
+    training, so on resume prefer `state_after(steps, batch_size)`, computed from the optimizer
+    steps actually taken, over `state_dict()` taken at checkpoint time.
+    """
+
+    def __init__(self, num_samples: int, seed: int, shuffle: bool = True):
+        if num_samples < 1:
+            raise ValueError(f"num_samples must be >= 1, got {num_samples}")
+        self.num_samples = num_samples
+        self.seed = seed
+        self.shuffle = shuffle
+        self.epoch = 0
+        self.index = 0  # position within this epoch's order where the next iteration starts
+
+    def order(self, epoch: int) -> torch.Tensor:
+        """The full visiting order of one epoch."""
+        if not self.shuffle:
+            return torch.arange(self.num_samples)
+        gen = torch.Generator().manual_seed(self.seed + epoch)
+        return torch.randperm(self.num_samples, generator=gen)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Move to `epoch` from its start; a no-op for the current epoch (keeps a resumed index)."""
+        if epoch != self.epoch:
+            self.epoch, self.index = epoch, 0
+
+    def __iter__(self) -> Iterator[int]:
+        order = self.order(self.epoch)
+        while self.index < self.num_samples:
+            i = int(order[self.index])
+            self.index += 1
+            yield i
+        self.epoch, self.index = self.epoch + 1, 0  # the next pass is the next epoch
+
+    def __len__(self) -> int:
+        return self.num_samples - self.index
+
+    def state_dict(self) -> dict[str, int]:
+        return {
+            "epoch": self.epoch,
+            "index": self.index,
+            "seed": self.seed,
+            "num_samples": self.num_samples,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for name in ("seed", "num_samples"):
+            if name in state and state[name] != getattr(self, name):
+                raise ValueError(
+                    f"sampler state has {name}={state[name]}, this sampler {getattr(self, name)}: "
+                    "a resumed run must use the same data and seed"
+                )
+        if not 0 <= state["index"] <= self.num_samples:
+            raise ValueError(f"index {state['index']} outside [0, {self.num_samples}]")
+        self.epoch, self.index = int(state["epoch"]), int(state["index"])
+
+    def state_after(self, steps: int, batch_size: int, drop_last: bool = True) -> dict[str, int]:
+        """The state after `steps` batches from the very start, for a loader of `batch_size`.
+
+        With drop_last the incomplete batch at the end of each epoch is never trained on.
+        """
+        n, b = self.num_samples, batch_size
+        per_epoch = n // b if drop_last else -(-n // b)
+        if per_epoch < 1:
+            raise ValueError(f"{self.num_samples} samples make no batch of {batch_size}")
+        epoch, done = divmod(steps, per_epoch)
+        return {
+            "epoch": epoch,
+            "index": done * batch_size,
+            "seed": self.seed,
+            "num_samples": self.num_samples,
+        }
