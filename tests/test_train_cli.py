@@ -99,7 +99,7 @@ def test_multirun_grid_writes_one_metrics_file_per_job(tmp_path, cache):
     "overrides, field",
     [
         (["arch=sparse"], "arch"),
-        (["model.d_model=130"], "d_model"),
+        (["model.d_model=129"], "d_model"),
         (["data=files", "data.train_files=/nonexistent/corpus.txt"], "data.train_files"),
         (["optim.lr=-1"], "optim.lr"),
         (["trainer.max_steps=abc"], "trainer.max_steps"),
