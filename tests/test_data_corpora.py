@@ -179,6 +179,15 @@ def test_hf_builder_with_data_files(tmp_path, fmt):
     assert texts(capped.train) == train["text"][:4]
 
 
+def test_hf_local_data_folder(tmp_path):
+    train, val = doc_dataset(5), doc_dataset(2, seed=1)
+    (tmp_path / "folder").mkdir()
+    train.to_json(tmp_path / "folder" / "train.jsonl")
+    val.to_json(tmp_path / "folder" / "validation.jsonl")
+    corpus = load({"source": "hf", "path": str(tmp_path / "folder")}, tmp_path)
+    assert texts(corpus.train) == train["text"] and texts(corpus.val) == val["text"]
+
+
 def test_hf_streaming_local_files(tmp_path):
     docs = doc_dataset(10)
     docs.to_json(tmp_path / "all.jsonl")

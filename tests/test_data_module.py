@@ -103,6 +103,22 @@ def test_data_module_train_order_follows_the_seed(data_module_cfg):
     assert not all(torch.equal(p, q) for p, q in zip(a, c, strict=True))
 
 
+def test_data_module_resumes_after_a_number_of_batches(data_module_cfg):
+    def batches(dm: TextDataModule, n: int) -> list[torch.Tensor]:
+        loader = dm.train_dataloader()
+        epochs = itertools.chain.from_iterable(loader for _ in range(n))
+        return [x for x, _ in itertools.islice(epochs, n)]
+
+    whole = TextDataModule(**data_module_cfg, batch_size=4, seed=2)
+    per_epoch = len(whole.data.train) // 4
+    steps = per_epoch + 3  # resume inside the second epoch
+    expected = batches(whole, steps + per_epoch)
+    resumed = TextDataModule(**data_module_cfg, batch_size=4, seed=2)
+    resumed.resume_at(steps)
+    got = batches(resumed, per_epoch)
+    assert all(torch.equal(a, b) for a, b in zip(got, expected[steps:], strict=True))
+
+
 def test_data_module_batch_larger_than_the_data(data_module_cfg):
     dm = TextDataModule(**data_module_cfg, batch_size=100_000, seed=0)
     with pytest.raises(DataError, match="batch_size"):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import glob
 import importlib.util
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,14 +58,26 @@ def load_corpus(opts: dict[str, Any], scratch: Path) -> Corpus:
         local.check_text(path, train_field)
     for path in val:
         local.check_text(path, val_field)
-    loaded = datasets.load_dataset(
-        "text",
-        data_files={"train": [str(p) for p in train], "validation": [str(p) for p in val]},
-        sample_by="document",
-        cache_dir=str(scratch),
-    )
+    with _quiet_datasets():  # local files load in a blink; the bars would only be noise
+        loaded = datasets.load_dataset(
+            "text",
+            data_files={"train": [str(p) for p in train], "validation": [str(p) for p in val]},
+            sample_by="document",
+            cache_dir=str(scratch),
+        )
     names = [_work_name(p) if opts["source"] == "shakespeare" else str(p) for p in val]
     return Corpus(loaded["train"], loaded["validation"], names)
+
+
+@contextmanager
+def _quiet_datasets() -> Iterator[None]:
+    was_on = datasets.is_progress_bar_enabled()
+    datasets.disable_progress_bars()
+    try:
+        yield
+    finally:
+        if was_on:
+            datasets.enable_progress_bars()
 
 
 # --- shakespeare and files: documents are whole files, split by file --------------------------

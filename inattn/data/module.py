@@ -106,6 +106,14 @@ class TextDataModule(L.LightningDataModule):
             self._sampler = ResumableSampler(len(self.data.train), self.seed)
         return self._sampler
 
+    def resume_at(self, batches: int) -> None:
+        """Continue the train order after `batches` batches (optimizer steps x accumulation).
+
+        The one place a resumed run sets its data position; the count comes from the trainer,
+        not from the sampler, which the loaders fetch ahead of training.
+        """
+        self.train_sampler.load_state_dict(self.train_sampler.state_after(batches, self.batch_size))
+
     def train_dataloader(self) -> DataLoader:
         return DataLoader(
             BlockDataset(self.data.train),

@@ -47,7 +47,9 @@ class ResumableSampler(Sampler[int]):
         self.epoch, self.index = self.epoch + 1, 0  # the next pass is the next epoch
 
     def __len__(self) -> int:
-        return self.num_samples - self.index
+        # Constant, so a trainer's batches-per-epoch never shrinks after a mid-epoch resume; the
+        # resumed epoch simply ends early.
+        return self.num_samples
 
     def state_dict(self) -> dict[str, int]:
         return {
