@@ -1,0 +1,1 @@
+"""The paper's experiments (spec, section 4): memory vs context, equal memory, fine-tuning."""
