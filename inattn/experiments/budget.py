@@ -20,8 +20,18 @@ CARDS = {
     "a100-80gb": 80 * GiB,
     "h100-80gb": 80 * GiB,
 }
-UNITS = {"": 1, "b": 1, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40,
-         "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12}
+UNITS = {
+    "": 1,
+    "b": 1,
+    "kib": 2**10,
+    "mib": 2**20,
+    "gib": 2**30,
+    "tib": 2**40,
+    "kb": 10**3,
+    "mb": 10**6,
+    "gb": 10**9,
+    "tb": 10**12,
+}
 
 
 def parse_budget(budget: str | int | float) -> int:
@@ -38,7 +48,8 @@ def parse_budget(budget: str | int | float) -> int:
         if not match or match.group(2) not in UNITS:
             cards = ", ".join(CARDS)
             raise ConfigError(
-                "budget", f"not a memory size: {budget!r} (use e.g. 12GiB, 512MiB or a card: {cards})"
+                "budget",
+                f"not a memory size: {budget!r} (use e.g. 12GiB, 512MiB or a card: {cards})",
             )
         value = int(float(match.group(1)) * UNITS[match.group(2)])
     if value <= 0:
@@ -61,7 +72,9 @@ class Choice:
 
 
 def pick_largest(
-    ladder: Sequence[Candidate], budget_bytes: int, memory: Callable[[Candidate], int],
+    ladder: Sequence[Candidate],
+    budget_bytes: int,
+    memory: Callable[[Candidate], int],
     label: str,
 ) -> Choice:
     """The candidate with the most parameters whose measured memory fits the budget."""

@@ -44,8 +44,11 @@ def ladder_configs(sizes: list[str], vocab_size: int, context_length: int) -> di
     for name in sizes:
         node = OmegaConf.load(CONF_DIR / "size" / f"{name}.yaml")
         out[name] = dict(
-            n_layer=node.n_layer, n_head=node.n_head, d_model=node.d_model,
-            vocab_size=vocab_size, context_length=context_length,
+            n_layer=node.n_layer,
+            n_head=node.n_head,
+            d_model=node.d_model,
+            vocab_size=vocab_size,
+            context_length=context_length,
         )
     return out
 
@@ -74,10 +77,17 @@ def plan(cfg: DictConfig) -> dict[str, Any]:
         choices[label] = pick_largest(ladder, budget, measured, label)
     params = {size: GPT(GPTConfig(arch="dense", **s)).num_params() for size, s in shapes.items()}
     return {
-        "budget": budget, "context_length": T, "dtype": p.dtype, "vocab_size": vocab,
-        "memory": memory, "choices": choices, "params": params,
-        "seeds": list(cfg.seeds or p.seeds), "ladder": list(p.ladder),
-        "train_context_length": p.train_context_length, "max_steps": p.max_steps,
+        "budget": budget,
+        "context_length": T,
+        "dtype": p.dtype,
+        "vocab_size": vocab,
+        "memory": memory,
+        "choices": choices,
+        "params": params,
+        "seeds": list(cfg.seeds or p.seeds),
+        "ladder": list(p.ladder),
+        "train_context_length": p.train_context_length,
+        "max_steps": p.max_steps,
     }
 
 
@@ -151,11 +161,17 @@ def write(pl: dict[str, Any], runs: list[dict], out: Path, started: float) -> Pa
     for label, arch, _ in ROUTES:
         choice = pl["choices"][label]
         s = stats.get((arch, choice.size))
-        chosen_rows.append({
-            "route": label, "size": choice.size, "params": f"{choice.params:,}",
-            "memory MiB": f"{choice.memory_bytes / MiB:.1f}",
-            "val loss": "n/a" if s is None else f"{s['mean']:.4f} ± {s['std']:.4f} (n={s['n']})",
-        })
+        chosen_rows.append(
+            {
+                "route": label,
+                "size": choice.size,
+                "params": f"{choice.params:,}",
+                "memory MiB": f"{choice.memory_bytes / MiB:.1f}",
+                "val loss": "n/a"
+                if s is None
+                else f"{s['mean']:.4f} ± {s['std']:.4f} (n={s['n']})",
+            }
+        )
     ina = stats.get(("inattn", pl["choices"][ROUTES[0][0]].size))
     for label, arch, _ in ROUTES[1:]:
         dense = stats.get((arch, pl["choices"][label].size))
@@ -163,26 +179,36 @@ def write(pl: dict[str, Any], runs: list[dict], out: Path, started: float) -> Pa
             verdicts.append(verdict(ina, dense, label))
     same_size = [
         (size, stats[("inattn", size)]["mean"] - stats[("dense", size)]["mean"])
-        for size in pl["ladder"] if ("inattn", size) in stats and ("dense", size) in stats
+        for size in pl["ladder"]
+        if ("inattn", size) in stats and ("dense", size) in stats
     ]
     gaps = ", ".join(f"{s}: {g:+.4f}" for s, g in same_size)
-    body = "\n\n".join([
-        "## Claim\nAt equal inference memory, the bigger InAttention model that fits beats the "
-        "smaller dense model that fits; at equal size, InAttention is slightly worse.",
-        "## Plan\n" + plan_text(pl),
-        "## Chosen models\n" + markdown_table(chosen_rows, list(chosen_rows[0])),
-        "## Verdict\n" + "\n".join(f"- {v}" for v in verdicts),
-        "## Full grid (validation loss, mean ± std over seeds)\n" + markdown_table(
-            [{
-                "arch": r["arch"], "size": r["size"], "params": f"{r['params']:,}",
-                "val loss": f"{r['mean']:.4f} ± {r['std']:.4f}", "n": r["n"],
-                "inference MiB": f"{r['memory_mib']:.1f}",
-            } for r in grid],
-            ["arch", "size", "params", "val loss", "n", "inference MiB"],
-        ),
-        f"Equal size, InAttention minus dense validation loss: {gaps}.",
-        "![loss vs params](loss_vs_params.png)\n\n![loss vs memory](loss_vs_memory.png)",
-    ])
+    body = "\n\n".join(
+        [
+            "## Claim\nAt equal inference memory, the bigger InAttention model that fits beats the "
+            "smaller dense model that fits; at equal size, InAttention is slightly worse.",
+            "## Plan\n" + plan_text(pl),
+            "## Chosen models\n" + markdown_table(chosen_rows, list(chosen_rows[0])),
+            "## Verdict\n" + "\n".join(f"- {v}" for v in verdicts),
+            "## Full grid (validation loss, mean ± std over seeds)\n"
+            + markdown_table(
+                [
+                    {
+                        "arch": r["arch"],
+                        "size": r["size"],
+                        "params": f"{r['params']:,}",
+                        "val loss": f"{r['mean']:.4f} ± {r['std']:.4f}",
+                        "n": r["n"],
+                        "inference MiB": f"{r['memory_mib']:.1f}",
+                    }
+                    for r in grid
+                ],
+                ["arch", "size", "params", "val loss", "n", "inference MiB"],
+            ),
+            f"Equal size, InAttention minus dense validation loss: {gaps}.",
+            "![loss vs params](loss_vs_params.png)\n\n![loss vs memory](loss_vs_memory.png)",
+        ]
+    )
     return write_report(out / "report.md", "Equal memory: InAttention vs dense", body, started)
 
 
@@ -202,8 +228,12 @@ def plot_loss_vs_memory(grid: list[dict], budget: int, path: Path) -> None:
     for arch in sorted({r["arch"] for r in grid}):
         rows = sorted((r for r in grid if r["arch"] == arch), key=lambda r: r["memory_mib"])
         ax.errorbar(
-            [r["memory_mib"] for r in rows], [r["mean"] for r in rows],
-            yerr=[r["std"] for r in rows], marker="o", capsize=3, label=arch,
+            [r["memory_mib"] for r in rows],
+            [r["mean"] for r in rows],
+            yerr=[r["std"] for r in rows],
+            marker="o",
+            capsize=3,
+            label=arch,
         )
         for r in rows:
             ax.annotate(r["size"], (r["memory_mib"], r["mean"]), fontsize=7)
@@ -215,5 +245,3 @@ def plot_loss_vs_memory(grid: list[dict], budget: int, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
-
-

@@ -25,6 +25,7 @@ def buckets(losses: torch.Tensor, n: int) -> list[tuple[int, int, float]]:
     """(first position, last position, mean loss) for n equal spans of positions."""
     edges = torch.linspace(0, len(losses), n + 1).round().long().tolist()
     return [
-        (a, b - 1, float(losses[a:b].mean())) for a, b in zip(edges, edges[1:], strict=False)
+        (a, b - 1, float(losses[a:b].mean()))
+        for a, b in zip(edges, edges[1:], strict=False)
         if b > a
     ]

@@ -45,7 +45,8 @@ def stages(cfg: DictConfig) -> dict[str, dict[str, Any]]:
     return {
         "pretrain": {"T": p.T0, "steps": p.pretrain_steps, "extra": []},
         "finetune": {
-            "T": p.T1, "steps": ft_steps,
+            "T": p.T1,
+            "steps": ft_steps,
             "extra": [f"init_from={init}", f"init_extension={p.extension}"],
         },
         "scratch": {"T": p.T1, "steps": p.pretrain_steps + ft_steps, "extra": []},
@@ -54,8 +55,10 @@ def stages(cfg: DictConfig) -> dict[str, dict[str, Any]]:
 
 def plan_text(cfg: DictConfig) -> str:
     p = cfg.preset.finetune
-    lines = [f"size {p.size}, positions {p.position} (extension: {p.extension}), "
-             f"T0={p.T0} -> T1={p.T1}, seeds {list(cfg.seeds or p.seeds)}"]
+    lines = [
+        f"size {p.size}, positions {p.position} (extension: {p.extension}), "
+        f"T0={p.T0} -> T1={p.T1}, seeds {list(cfg.seeds or p.seeds)}"
+    ]
     for name, st in stages(cfg).items():
         lines.append(f"- {name}: {st['steps']} steps at context {st['T']}")
     return "\n".join(lines)
@@ -75,9 +78,14 @@ def run(cfg: DictConfig, launcher: str | None) -> Path | None:
             runs_dir / name,
             {"arch": ["dense", "inattn"], "seed": seeds},
             common=[
-                *cfg.preset.train, f"size={p.size}", f"position={p.position}",
-                f"context_length={st['T']}", f"trainer.max_steps={st['steps']}",
-                "experiment=finetune", SUBDIR, *st["extra"],
+                *cfg.preset.train,
+                f"size={p.size}",
+                f"position={p.position}",
+                f"context_length={st['T']}",
+                f"trainer.max_steps={st['steps']}",
+                "experiment=finetune",
+                SUBDIR,
+                *st["extra"],
             ],
             launcher=launcher,
             root=Path(cfg.paths.root),
@@ -115,21 +123,31 @@ def evaluate_all(
                 blocks = _val_blocks(run_dir, p.T1, cfg.paths.cache)
                 losses = position_losses(model, blocks)
                 table = passkey_accuracy(
-                    _greedy(model), loaded.tokenizer, list(p.passkey.lengths),
-                    list(p.passkey.depths), trials=p.passkey.trials, seed=seed,
+                    _greedy(model),
+                    loaded.tokenizer,
+                    list(p.passkey.lengths),
+                    list(p.passkey.depths),
+                    trials=p.passkey.trials,
+                    seed=seed,
                 )
                 routes_cost = [cost.get((arch, seed, "pretrain"))] if route != "scratch" else []
                 if route == "finetuned":
                     routes_cost.append(cost.get((arch, seed, "finetune")))
                 if route == "scratch":
                     routes_cost.append(cost.get((arch, seed, "scratch")))
-                results.append({
-                    "arch": arch, "seed": seed, "route": route,
-                    "loss": float(losses.mean()), "position_losses": losses.tolist(),
-                    "passkey": table.accuracy, "passkey_mean": table.mean(),
-                    "tokens": sum(c["tokens_seen"] for c in routes_cost if c),
-                    "seconds": sum(c["wall_seconds"] for c in routes_cost if c),
-                })
+                results.append(
+                    {
+                        "arch": arch,
+                        "seed": seed,
+                        "route": route,
+                        "loss": float(losses.mean()),
+                        "position_losses": losses.tolist(),
+                        "passkey": table.accuracy,
+                        "passkey_mean": table.mean(),
+                        "tokens": sum(c["tokens_seen"] for c in routes_cost if c),
+                        "seconds": sum(c["wall_seconds"] for c in routes_cost if c),
+                    }
+                )
     return results
 
 
@@ -137,7 +155,7 @@ def _greedy(model):
     def decode(prompt_ids: list[int], max_new_tokens: int) -> list[int]:
         idx = torch.tensor([prompt_ids])
         out = generate(model, idx, max_new_tokens, temperature=0.0)
-        return out[0, len(prompt_ids):].tolist()
+        return out[0, len(prompt_ids) :].tolist()
 
     return decode
 
@@ -157,24 +175,36 @@ def write(cfg: DictConfig, results: list[dict], out: Path, started: float) -> Pa
             rs = [r for r in results if r["arch"] == arch and r["route"] == route]
             loss, std = mean_std([r["loss"] for r in rs])
             bucket_means = [
-                mean_std([buckets(torch.tensor(r["position_losses"]), p.position_buckets)[i][2]
-                          for r in rs])[0]
+                mean_std(
+                    [
+                        buckets(torch.tensor(r["position_losses"]), p.position_buckets)[i][2]
+                        for r in rs
+                    ]
+                )[0]
                 for i in range(p.position_buckets)
             ]
             summary[(arch, route)] = (loss, std, bucket_means)
-            rows.append({
-                "arch": arch, "route": route, f"loss at T1={p.T1}": f"{loss:.4f} ± {std:.4f}",
-                "first bucket": f"{bucket_means[0]:.3f}", "last bucket": f"{bucket_means[-1]:.3f}",
-                "passkey": f"{sum(r['passkey_mean'] for r in rs) / len(rs):.0%}",
-                "tokens": f"{sum(r['tokens'] for r in rs) / len(rs):,.0f}",
-                "seconds": f"{sum(r['seconds'] for r in rs) / len(rs):.0f}",
-            })
+            rows.append(
+                {
+                    "arch": arch,
+                    "route": route,
+                    f"loss at T1={p.T1}": f"{loss:.4f} ± {std:.4f}",
+                    "first bucket": f"{bucket_means[0]:.3f}",
+                    "last bucket": f"{bucket_means[-1]:.3f}",
+                    "passkey": f"{sum(r['passkey_mean'] for r in rs) / len(rs):.0%}",
+                    "tokens": f"{sum(r['tokens'] for r in rs) / len(rs):,.0f}",
+                    "seconds": f"{sum(r['seconds'] for r in rs) / len(rs):.0f}",
+                }
+            )
     plot_position_losses(summary, p, out / "loss_vs_position.png")
     for arch in ("dense", "inattn"):
         rs = [r for r in results if r["arch"] == arch and r["route"] == "finetuned"]
         plot_heatmap(
-            rs[0]["passkey"], list(p.passkey.lengths), list(p.passkey.depths),
-            out / f"passkey_{arch}_finetuned.png", title=f"passkey, {arch}, fine-tuned",
+            rs[0]["passkey"],
+            list(p.passkey.lengths),
+            list(p.passkey.depths),
+            out / f"passkey_{arch}_finetuned.png",
+            title=f"passkey, {arch}, fine-tuned",
         )
     verdicts = []
     for arch in ("dense", "inattn"):
@@ -190,18 +220,20 @@ def write(cfg: DictConfig, results: list[dict], out: Path, started: float) -> Pa
         f"- The paper's claim (a pretrained InAttention model extends to a longer context by "
         f"brief fine-tuning) **{'held' if ina_gain > 0 else 'did not hold'}** here."
     )
-    body = "\n\n".join([
-        "## Claim\nA model pretrained at a short context T0 can be fine-tuned to a longer "
-        "context T1 cheaply; InAttention's linear-memory inference then serves the long context.",
-        "## Plan\n" + plan_text(cfg),
-        "## Results at T1 (mean ± std over seeds)\n" + markdown_table(rows, list(rows[0])),
-        "## Verdict\n" + "\n".join(verdicts),
-        "![loss vs position](loss_vs_position.png)",
-        "![passkey dense](passkey_dense_finetuned.png) ![passkey inattn]"
-        "(passkey_inattn_finetuned.png)",
-        "Passkey accuracy is by exact recall of a 5-digit key through greedy decoding "
-        "(InAttention: the `state` cache; dense: the K/V cache).",
-    ])
+    body = "\n\n".join(
+        [
+            "## Claim\nA model pretrained at a short context T0 can be fine-tuned to a longer "
+            "context T1 cheaply; InAttention's linear-memory inference then serves the long context.",
+            "## Plan\n" + plan_text(cfg),
+            "## Results at T1 (mean ± std over seeds)\n" + markdown_table(rows, list(rows[0])),
+            "## Verdict\n" + "\n".join(verdicts),
+            "![loss vs position](loss_vs_position.png)",
+            "![passkey dense](passkey_dense_finetuned.png) ![passkey inattn]"
+            "(passkey_inattn_finetuned.png)",
+            "Passkey accuracy is by exact recall of a 5-digit key through greedy decoding "
+            "(InAttention: the `state` cache; dense: the K/V cache).",
+        ]
+    )
     return write_report(out / "report.md", "Fine-tuning to a longer context", body, started)
 
 

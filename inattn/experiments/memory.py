@@ -18,6 +18,7 @@ def inference_peak(cfg: GPTConfig, T: int, mode: str, dtype: str = "fp32") -> in
         raise ConfigError("dtype", f"unknown dtype {dtype!r}; choose one of {tuple(DTYPES)}")
     model = fake_module(lambda: GPT(cfg), dtype=DTYPES[dtype])
     idx = fake_tokens(1, T, cfg.vocab_size, like=model)
-    report = measure_peak(lambda: prefill(model, idx, mode), module=model, inputs=idx,
-                          device="meta")
+    report = measure_peak(
+        lambda: prefill(model, idx, mode), module=model, inputs=idx, device="meta"
+    )
     return report.peak_bytes
