@@ -34,7 +34,9 @@ def read_checkpoint(path: str | Path, field: str = "ckpt") -> dict[str, Any]:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=False)
     except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, zipfile.BadZipFile) as err:
-        raise DataError(field, f"cannot read checkpoint {path} (truncated or corrupt?): {err}")
+        raise DataError(
+            field, f"cannot read checkpoint {path} (truncated or corrupt?): {err}"
+        ) from None
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "hyper_parameters" not in ckpt:
         raise DataError(field, f"{path} is not an inattn training checkpoint")
     return ckpt

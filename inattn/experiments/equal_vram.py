@@ -13,19 +13,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import matplotlib.pyplot as plt
+from omegaconf import DictConfig
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from omegaconf import DictConfig  # noqa: E402
-
-from inattn.config import CONF_DIR  # noqa: E402
-from inattn.experiments.budget import Candidate, Choice, parse_budget, pick_largest  # noqa: E402
-from inattn.experiments.memory import inference_peak  # noqa: E402
-from inattn.experiments.sweep import run_sweep  # noqa: E402
-from inattn.experiments.writeup import write_report  # noqa: E402
-from inattn.model import GPT, GPTConfig  # noqa: E402
-from inattn.report import markdown_table, plot_loss_vs_params, summarise  # noqa: E402
+from inattn.config import CONF_DIR
+from inattn.experiments.budget import Candidate, Choice, parse_budget, pick_largest
+from inattn.experiments.memory import inference_peak
+from inattn.experiments.sweep import run_sweep
+from inattn.experiments.writeup import write_report
+from inattn.model import GPT, GPTConfig
+from inattn.report import markdown_table, plot_loss_vs_params, summarise
 
 MiB = 2**20
 # (label, arch, inference mode): the chosen models and the mode their memory is measured in

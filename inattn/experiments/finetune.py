@@ -15,22 +15,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import matplotlib.pyplot as plt
+import torch
+from omegaconf import DictConfig, OmegaConf
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-from omegaconf import DictConfig, OmegaConf  # noqa: E402
-
-from inattn.pretrained import load_model  # noqa: E402
-from inattn.data.build import build_data  # noqa: E402
-from inattn.experiments.evaluate import buckets, position_losses  # noqa: E402
-from inattn.experiments.sweep import run_sweep  # noqa: E402
-from inattn.experiments.writeup import write_report  # noqa: E402
-from inattn.inference.generate import generate  # noqa: E402
-from inattn.passkey import passkey_accuracy, plot_heatmap  # noqa: E402
-from inattn.positions import extend_context  # noqa: E402
-from inattn.report import markdown_table  # noqa: E402
+from inattn.data.build import build_data
+from inattn.experiments.evaluate import buckets, position_losses
+from inattn.experiments.sweep import run_sweep
+from inattn.experiments.writeup import write_report
+from inattn.inference.generate import generate
+from inattn.passkey import passkey_accuracy, plot_heatmap
+from inattn.positions import extend_context
+from inattn.pretrained import load_model
+from inattn.report import markdown_table
 
 ROUTES = ("pretrained", "finetuned", "scratch")
 SUBDIR = "hydra.sweep.subdir=${model.arch}_seed${seed}"  # so stages can find each other's runs
@@ -223,7 +220,8 @@ def write(cfg: DictConfig, results: list[dict], out: Path, started: float) -> Pa
     body = "\n\n".join(
         [
             "## Claim\nA model pretrained at a short context T0 can be fine-tuned to a longer "
-            "context T1 cheaply; InAttention's linear-memory inference then serves the long context.",
+            "context T1 cheaply; InAttention's linear-memory inference then serves the long "
+            "context.",
             "## Plan\n" + plan_text(cfg),
             "## Results at T1 (mean ± std over seeds)\n" + markdown_table(rows, list(rows[0])),
             "## Verdict\n" + "\n".join(verdicts),
