@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
@@ -24,14 +26,12 @@ def validate(cfg: DictConfig) -> None:
 
 
 def task(cfg: DictConfig) -> None:
-    from inattn.experiments import equal_vram, finetune, vram
-
     launcher = HydraConfig.get().runtime.choices.get("hydra/launcher")
-    runners = {"vram": vram.run, "equal_vram": equal_vram.run, "finetune": finetune.run}
     reports = []
     for name in cfg.experiments:
         print(f"\n=== {name} ({cfg.preset.name}) ===", flush=True)
-        report = runners[name](cfg, launcher)
+        experiment = importlib.import_module(f"inattn.experiments.{name}")
+        report = experiment.run(cfg, launcher)
         if report is not None:
             reports.append(report)
     for report in reports:

@@ -57,6 +57,13 @@ def parse_budget(budget: str | int | float) -> int:
     return value
 
 
+def human_bytes(n: float) -> str:
+    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= size:
+            return f"{n / size:.3g} {unit}"
+    return f"{int(n)} B"
+
+
 @dataclass(frozen=True)
 class Candidate:
     size: str
@@ -84,8 +91,8 @@ def pick_largest(
         smallest = min(m for _, m in measured)
         raise ConfigError(
             "budget",
-            f"{budget_bytes / GiB:.3g} GiB fits no size for {label}: the smallest needs "
-            f"{smallest / GiB:.3g} GiB",
+            f"{human_bytes(budget_bytes)} fits no size for {label}: the smallest needs "
+            f"{human_bytes(smallest)}",
         )
     best, mem = max(fitting, key=lambda cm: cm[0].params)
     return Choice(best.size, best.params, mem)

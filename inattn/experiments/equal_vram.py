@@ -17,12 +17,13 @@ import matplotlib.pyplot as plt
 from omegaconf import DictConfig
 
 from inattn.config import CONF_DIR
+from inattn.errors import ConfigError
 from inattn.experiments.budget import Candidate, Choice, parse_budget, pick_largest
 from inattn.experiments.memory import inference_peak
 from inattn.experiments.sweep import run_sweep
 from inattn.experiments.writeup import write_report
 from inattn.model import GPT, GPTConfig
-from inattn.report import markdown_table, plot_loss_vs_params, summarise
+from inattn.report import markdown_table, plot_metric_vs_params, summarise
 
 MiB = 2**20
 # (label, arch, inference mode): the chosen models and the mode their memory is measured in
@@ -71,7 +72,12 @@ def plan(cfg: DictConfig) -> dict[str, Any]:
                 memory[key] = inference_peak(c.cfg, T, mode, p.dtype)
             return memory[key]
 
-        choices[label] = pick_largest(ladder, budget, measured, label)
+        try:
+            choices[label] = pick_largest(ladder, budget, measured, label)
+        except ConfigError:
+            if mode != "naive":  # the paper's baseline is reported beside, not required
+                raise
+            choices[label] = None
     params = {size: GPT(GPTConfig(arch="dense", **s)).num_params() for size, s in shapes.items()}
     return {
         "budget": budget,
@@ -111,6 +117,9 @@ def plan_text(pl: dict[str, Any]) -> str:
         "Chosen (largest that fits):",
     ]
     for label, choice in pl["choices"].items():
+        if choice is None:
+            lines.append(f"- {label}: no size fits")
+            continue
         lines.append(
             f"- {label}: **{choice.size}** ({choice.params:,} params, "
             f"{choice.memory_bytes / MiB:.1f} MiB)"
@@ -151,12 +160,23 @@ def write(pl: dict[str, Any], runs: list[dict], out: Path, started: float) -> Pa
     for r in grid:
         mode = "state" if r["arch"] == "inattn" else "kvcache"
         r["memory_mib"] = pl["memory"].get((r["size"], mode), float("nan")) / MiB
-    plot_loss_vs_params(grid, out / "loss_vs_params.png")
+    plot_metric_vs_params(grid, out / "loss_vs_params.png", by=("arch", "size"))
     plot_loss_vs_memory(grid, pl["budget"], out / "loss_vs_memory.png")
 
     chosen_rows, verdicts = [], []
     for label, arch, _ in ROUTES:
         choice = pl["choices"][label]
+        if choice is None:
+            chosen_rows.append(
+                {
+                    "route": label,
+                    "size": "none fits",
+                    "params": "",
+                    "memory MiB": "",
+                    "val loss": "",
+                }
+            )
+            continue
         s = stats.get((arch, choice.size))
         chosen_rows.append(
             {
@@ -171,9 +191,12 @@ def write(pl: dict[str, Any], runs: list[dict], out: Path, started: float) -> Pa
         )
     ina = stats.get(("inattn", pl["choices"][ROUTES[0][0]].size))
     for label, arch, _ in ROUTES[1:]:
-        dense = stats.get((arch, pl["choices"][label].size))
+        choice = pl["choices"][label]
+        dense = stats.get((arch, choice.size)) if choice else None
         if ina and dense:
             verdicts.append(verdict(ina, dense, label))
+        elif choice is None:
+            verdicts.append(f"vs {label}: no dense size fits the budget at all")
     same_size = [
         (size, stats[("inattn", size)]["mean"] - stats[("dense", size)]["mean"])
         for size in pl["ladder"]

@@ -24,7 +24,7 @@ from inattn.experiments.evaluate import buckets, position_losses
 from inattn.experiments.sweep import run_sweep
 from inattn.experiments.writeup import write_report
 from inattn.inference.generate import generate
-from inattn.passkey import passkey_accuracy, plot_heatmap
+from inattn.passkey import PasskeyTable, passkey_accuracy, plot_passkey
 from inattn.positions import extend_context
 from inattn.pretrained import load_model
 from inattn.report import markdown_table
@@ -196,13 +196,10 @@ def write(cfg: DictConfig, results: list[dict], out: Path, started: float) -> Pa
     plot_position_losses(summary, p, out / "loss_vs_position.png")
     for arch in ("dense", "inattn"):
         rs = [r for r in results if r["arch"] == arch and r["route"] == "finetuned"]
-        plot_heatmap(
-            rs[0]["passkey"],
-            list(p.passkey.lengths),
-            list(p.passkey.depths),
-            out / f"passkey_{arch}_finetuned.png",
-            title=f"passkey, {arch}, fine-tuned",
+        table = PasskeyTable(
+            list(p.passkey.lengths), list(p.passkey.depths), p.passkey.trials, rs[0]["passkey"]
         )
+        plot_passkey(table, out / f"passkey_{arch}_finetuned.png", f"passkey, {arch}, fine-tuned")
     verdicts = []
     for arch in ("dense", "inattn"):
         pre, ft, sc = (summary[(arch, r)][0] for r in ROUTES)
