@@ -144,7 +144,7 @@ def run(cfg: DictConfig, launcher: str | None) -> Path | None:
             *cfg.preset.train,
             f"context_length={pl['train_context_length']}",
             f"trainer.max_steps={pl['max_steps']}",
-            "experiment=equal_vram",
+            "group=equal_vram",
         ],
         launcher=launcher,
         root=Path(cfg.paths.root),

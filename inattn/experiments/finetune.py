@@ -80,7 +80,7 @@ def run(cfg: DictConfig, launcher: str | None) -> Path | None:
                 f"position={p.position}",
                 f"context_length={st['T']}",
                 f"trainer.max_steps={st['steps']}",
-                "experiment=finetune",
+                "group=finetune",
                 SUBDIR,
                 *st["extra"],
             ],
