@@ -58,13 +58,18 @@ def plan(cfg: DictConfig) -> dict[str, Any]:
     T = int(cfg.context_length if cfg.context_length is not None else p.context_length)
     vocab = _vocab_size(cfg)
     shapes = ladder_configs(list(p.ladder), vocab, T)
+    train_T = int(p.train_context_length)  # parameters as trained (position table included)
+    params = {
+        size: GPT(GPTConfig(arch="dense", **{**s, "context_length": train_T})).num_params()
+        for size, s in shapes.items()
+    }
     memory: dict[tuple[str, str], int] = {}
     choices: dict[str, Choice] = {}
     for label, arch, mode in ROUTES:
         ladder = []
         for size, shape in shapes.items():
             gpt = GPTConfig(arch=arch, **shape)
-            ladder.append(Candidate(size, gpt, GPT(gpt).num_params()))
+            ladder.append(Candidate(size, gpt, params[size]))
 
         def measured(c: Candidate, mode: str = mode) -> int:
             key = (c.size, mode)
@@ -78,7 +83,6 @@ def plan(cfg: DictConfig) -> dict[str, Any]:
             if mode != "naive":  # the paper's baseline is reported beside, not required
                 raise
             choices[label] = None
-    params = {size: GPT(GPTConfig(arch="dense", **s)).num_params() for size, s in shapes.items()}
     return {
         "budget": budget,
         "context_length": T,
