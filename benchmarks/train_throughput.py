@@ -1,0 +1,323 @@
+"""Training tokens/s of the dense and InAttention GPTs against Hugging Face's GPT-2, CPU, fp32.
+
+All three models have the same shape and the same parameters (learned positions, tied embeddings,
+biases, no dropout); a check at start-up copies the dense weights into the GPT-2 and asserts both
+compute the same logits, so the comparison is like for like. A training step is the same for all:
+forward over every position, cross-entropy against random targets, backward, AdamW step, zero_grad.
+
+The machine may be shared, so the models run interleaved: each round times `steps` steps of every
+model (the order rotates from round to round) and the table reports the median, min and max over
+rounds. The ratios at the end are ratios of those medians, with the median of the per-round ratios
+(each taken between runs a few seconds apart, so less exposed to drifting load) beside them.
+
+    python benchmarks/train_throughput.py                       # both shapes, default rounds/steps
+    python benchmarks/train_throughput.py --shapes tiny --rounds 9 --steps 4
+    python benchmarks/train_throughput.py --out benchmarks/results/train_throughput.txt
+
+Defaults per shape (used unless --rounds/--steps are given): tiny 7 rounds x 3 steps, gpt2-small
+3 rounds x 1 step (one gpt2-small step takes tens of seconds on 2 cores), one warm-up step per
+model. The default run takes about 8 minutes on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import gc
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from inattn.model import GPT, GPTConfig
+
+REPO = Path(__file__).resolve().parent.parent
+HF = "hf-gpt2"
+MODELS = (HF, "dense", "inattn")
+# (numerator, denominator, target ratio): dense must match HF; InAttention must stay close to dense
+TARGETS = (("dense", HF, 1.0), ("inattn", "dense", 0.95))
+
+
+@dataclass(frozen=True)
+class Shape:
+    n_layer: int
+    n_head: int
+    d_model: int
+    vocab: int
+    context: int
+    batch: int
+    rounds: int  # default rounds for this shape
+    steps: int  # default timed steps per model per round
+
+    @property
+    def tokens(self) -> int:
+        return self.batch * self.context
+
+
+SHAPES = {
+    "tiny": Shape(4, 4, 128, 4096, 256, 16, rounds=7, steps=3),
+    "gpt2-small": Shape(12, 12, 768, 50257, 512, 4, rounds=3, steps=1),
+}
+
+Logits = Callable[[torch.Tensor], torch.Tensor]
+
+
+# ----------------------------------------------------------------------------- models
+
+
+def build_ours(shape: Shape, arch: str) -> GPT:
+    cfg = GPTConfig(
+        arch=arch,
+        vocab_size=shape.vocab,
+        context_length=shape.context,
+        n_layer=shape.n_layer,
+        n_head=shape.n_head,
+        d_model=shape.d_model,
+        position="learned",
+        tie_weights=True,
+        bias=True,
+        dropout=0.0,
+    )
+    return GPT(cfg)
+
+
+def build_hf(shape: Shape) -> nn.Module:
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    cfg = GPT2Config(
+        vocab_size=shape.vocab,
+        n_positions=shape.context,
+        n_embd=shape.d_model,
+        n_layer=shape.n_layer,
+        n_head=shape.n_head,
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+        bos_token_id=None,  # GPT-2's 50256 lies outside a small vocabulary
+        eos_token_id=None,
+        tie_word_embeddings=True,
+        attn_implementation="sdpa",
+    )
+    model = GPT2LMHeadModel(cfg)
+    if model.config._attn_implementation != "sdpa":
+        raise RuntimeError(f"GPT-2 attention is {model.config._attn_implementation!r}, not sdpa")
+    return model
+
+
+def hf_logits(model: nn.Module) -> Logits:
+    # no K/V cache: a training loop has no use for one
+    return lambda idx: model(input_ids=idx, use_cache=False).logits
+
+
+@torch.no_grad()
+def copy_dense_into_hf(ours: GPT, hf: nn.Module) -> None:
+    """Load our weights into the GPT-2 (its Conv1D stores W transposed) so both are one function."""
+    t = hf.transformer
+    t.wte.weight.copy_(ours.tok_emb.weight)
+    t.wpe.weight.copy_(ours.pos_emb.weight)
+    t.ln_f.load_state_dict(ours.ln_f.state_dict())
+    for ob, hb in zip(ours.blocks, t.h, strict=True):
+        hb.ln_1.load_state_dict(ob.ln1.state_dict())
+        hb.ln_2.load_state_dict(ob.ln2.state_dict())
+        for o, h in (
+            (ob.attn.qkv, hb.attn.c_attn),
+            (ob.attn.proj, hb.attn.c_proj),
+            (ob.mlp.fc, hb.mlp.c_fc),
+            (ob.mlp.proj, hb.mlp.c_proj),
+        ):
+            h.weight.copy_(o.weight.T)
+            h.bias.copy_(o.bias)
+
+
+@torch.no_grad()
+def check_same_function(shape: Shape) -> float:
+    """Max |logit difference| between our dense GPT and GPT-2 holding the same weights."""
+    ours, hf = build_ours(shape, "dense").eval(), build_hf(shape).eval()
+    if ours.num_params() != sum(p.numel() for p in hf.parameters()):
+        raise RuntimeError("our dense GPT and GPT-2 differ in parameter count")
+    copy_dense_into_hf(ours, hf)
+    idx = torch.randint(0, shape.vocab, (1, min(64, shape.context)))
+    diff = (ours(idx) - hf_logits(hf)(idx)).abs().max().item()
+    if diff > 1e-4:
+        raise RuntimeError(f"our dense GPT and GPT-2 disagree by {diff:.2e} on the same weights")
+    return diff
+
+
+# ----------------------------------------------------------------------------- timing
+
+
+class Trainer:
+    """One model, its AdamW, and the training step every model shares."""
+
+    def __init__(self, model: nn.Module, logits: Logits):
+        self.model = model.train()
+        self.logits = logits
+        self.params = sum(p.numel() for p in model.parameters())
+        self.opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.1)
+
+    def step(self, idx: torch.Tensor, targets: torch.Tensor) -> float:
+        logits = self.logits(idx)  # (B, T, vocab)
+        loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten())
+        loss.backward()
+        self.opt.step()
+        self.opt.zero_grad(set_to_none=True)
+        return loss.item()
+
+    def timed(self, idx: torch.Tensor, targets: torch.Tensor, steps: int) -> float:
+        """Tokens/s over `steps` consecutive steps."""
+        gc.collect()
+        start = time.perf_counter()
+        for _ in range(steps):
+            self.step(idx, targets)
+        return steps * idx.numel() / (time.perf_counter() - start)
+
+
+def build_trainers(shape: Shape) -> dict[str, Trainer]:
+    torch.manual_seed(0)
+    hf = build_hf(shape)
+    trainers = {HF: Trainer(hf, hf_logits(hf))}
+    for arch in ("dense", "inattn"):
+        model = build_ours(shape, arch)
+        trainers[arch] = Trainer(model, model)
+    return trainers
+
+
+def measure(
+    shape: Shape, rounds: int, steps: int, warmup: int
+) -> tuple[dict[str, int], dict[str, list[float]]]:
+    """Parameter counts, and tokens/s per model per round (interleaved, order rotated per round)."""
+    trainers = build_trainers(shape)
+    gen = torch.Generator().manual_seed(1)
+    idx = torch.randint(0, shape.vocab, (shape.batch, shape.context), generator=gen)
+    targets = torch.randint(0, shape.vocab, (shape.batch, shape.context), generator=gen)
+    for trainer in trainers.values():
+        for _ in range(warmup):
+            trainer.step(idx, targets)
+    rates: dict[str, list[float]] = {name: [] for name in MODELS}
+    for r in range(rounds):
+        order = MODELS[r % len(MODELS) :] + MODELS[: r % len(MODELS)]
+        for name in order:
+            rates[name].append(trainers[name].timed(idx, targets, steps))
+        line = "  ".join(f"{n} {rates[n][-1]:,.0f}" for n in MODELS)
+        print(f"  round {r + 1}/{rounds}: {line} tok/s", file=sys.stderr, flush=True)
+    return {name: t.params for name, t in trainers.items()}, rates
+
+
+# ----------------------------------------------------------------------------- report
+
+
+def header(argv: list[str]) -> str:
+    import transformers
+
+    rev = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
+    ).stdout.strip()
+    model_dirty = subprocess.run(
+        ["git", "status", "--porcelain", "inattn/model.py"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    rev += " (inattn/model.py has uncommitted changes)" if model_dirty else ""
+    return "\n".join(
+        [
+            "Training throughput: dense and InAttention GPT vs Hugging Face GPT2LMHeadModel (sdpa)",
+            f"date:          {datetime.datetime.now().astimezone().isoformat(timespec='seconds')}",
+            f"git revision:  {rev}",
+            f"torch:         {torch.__version__}",
+            f"transformers:  {transformers.__version__}",
+            f"threads:       {torch.get_num_threads()}  (CPU, fp32)",
+            f"command:       python benchmarks/train_throughput.py {shlex.join(argv)}".rstrip(),
+        ]
+    )
+
+
+def shape_line(name: str, shape: Shape, rounds: int, steps: int, warmup: int, diff: float) -> str:
+    return (
+        f"{name}: n_layer={shape.n_layer} n_head={shape.n_head} d_model={shape.d_model} "
+        f"vocab={shape.vocab} context={shape.context} batch={shape.batch}; "
+        f"{rounds} rounds x {steps} steps, {warmup} warm-up; "
+        f"GPT-2 vs dense max |logit diff| on equal weights {diff:.1e}"
+    )
+
+
+def table(results: dict[str, tuple[dict[str, int], dict[str, list[float]]]]) -> str:
+    head = f"{'model':<8} {'shape':<11} {'params':>12} {'tok/s median':>13} {'min':>9} {'max':>9}"
+    lines = [head, "-" * len(head)]
+    for shape, (params, rates) in results.items():
+        for name in MODELS:
+            r = rates[name]
+            lines.append(
+                f"{name:<8} {shape:<11} {params[name]:>12,} {statistics.median(r):>13,.0f} "
+                f"{min(r):>9,.0f} {max(r):>9,.0f}"
+            )
+    return "\n".join(lines)
+
+
+def ratios(results: dict[str, tuple[dict[str, int], dict[str, list[float]]]]) -> str:
+    lines = ["ratios (of medians; median of per-round ratios in brackets):"]
+    for shape, (_, rates) in results.items():
+        for num, den, target in TARGETS:
+            ratio = statistics.median(rates[num]) / statistics.median(rates[den])
+            paired = statistics.median(a / b for a, b in zip(rates[num], rates[den], strict=True))
+            verdict = "PASS" if ratio >= target else "MISS"
+            lines.append(
+                f"  {shape:<11} {num + '/' + den:<15} {ratio:.3f}x  ({paired:.3f}x)  "
+                f"target >= {target:.2f}x  {verdict}"
+            )
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- CLI
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--shapes", default="tiny,gpt2-small", help=f"comma list of {list(SHAPES)}")
+    p.add_argument("--rounds", type=int, help="rounds per shape (default: per shape)")
+    p.add_argument("--steps", type=int, help="timed steps per model per round (default: per shape)")
+    p.add_argument("--warmup", type=int, default=1, help="untimed steps per model first")
+    p.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
+    p.add_argument("--out", type=Path, help="also write the report to this file")
+    args = p.parse_args(argv)
+    args.shapes = [s.strip() for s in args.shapes.split(",") if s.strip()]
+    unknown = [s for s in args.shapes if s not in SHAPES]
+    if unknown or not args.shapes:
+        p.error(f"--shapes: unknown {unknown}; choose from {list(SHAPES)}")
+    for name in ("rounds", "steps"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            p.error(f"--{name} must be at least 1")
+    if args.warmup < 0 or args.threads < 1:
+        p.error("--warmup must be >= 0 and --threads >= 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    results, notes = {}, []
+    for name in args.shapes:
+        shape = SHAPES[name]
+        rounds, steps = args.rounds or shape.rounds, args.steps or shape.steps
+        diff = check_same_function(shape)
+        print(f"{name}: {rounds} rounds x {steps} steps", file=sys.stderr, flush=True)
+        results[name] = measure(shape, rounds, steps, args.warmup)
+        notes.append(shape_line(name, shape, rounds, steps, args.warmup, diff))
+    report = "\n\n".join([header(argv), "\n".join(notes), table(results), ratios(results)]) + "\n"
+    print(report, end="")
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(report)
+
+
+if __name__ == "__main__":
+    main()
