@@ -38,12 +38,63 @@ def check_positive(cfg: DictConfig, key: str, allow_zero: bool = False) -> None:
         raise ConfigError(key, f"{key} must be {bound}, got {value}")
 
 
+def check_integer(cfg: DictConfig, key: str, minimum: int) -> None:
+    value = OmegaConf.select(cfg, key)
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(key, f"{key} must be an integer >= {minimum}, got {value!r}")
+
+
+def check_resume_value(resume: Any) -> None:
+    """`false`, `auto`, or the path of a checkpoint file."""
+    if resume is False or resume is None or resume == "auto":
+        return
+    if resume is True or not isinstance(resume, str):
+        raise ConfigError(
+            "resume", f"resume must be false, auto or a checkpoint path, got {resume!r}"
+        )
+    if not Path(resume).expanduser().is_file():
+        raise ConfigError("resume", f"no checkpoint file at {resume}")
+
+
+def check_positions(cfg: DictConfig) -> None:
+    """A learned position table cannot serve sequences longer than itself (no extension here)."""
+    table = cfg.model.context_length
+    if cfg.model.position == "learned" and isinstance(table, int) and cfg.context_length > table:
+        raise ConfigError(
+            "context_length",
+            f"context_length={cfg.context_length} is beyond the learned position table "
+            f"(model.context_length={table}), which training does not extend: raise "
+            "model.context_length or use position=rope or position=alibi",
+        )
+
+
+def check_logger(cfg: DictConfig) -> None:
+    wb = cfg.logger.wandb
+    if not wb.enabled and wb.mode != "disabled":
+        raise ConfigError(
+            "logger.wandb.mode",
+            f"logger.wandb.mode={wb.mode} but this logger option has W&B off: use logger=wandb",
+        )
+    if wb.mode not in ("offline", "online", "disabled"):
+        raise ConfigError(
+            "logger.wandb.mode", f"choose offline, online or disabled, got {wb.mode!r}"
+        )
+    check_positive(cfg, "logger.wandb.init_timeout")
+
+
 def validate_train_config(cfg: DictConfig) -> None:
     """Refuse a training config that cannot work, before any data or model is built."""
     for key in ("context_length", "batch_size", "optim.lr", "trainer.max_steps"):
         check_positive(cfg, key)
+    for key in ("context_length", "batch_size", "trainer.max_steps"):
+        check_integer(cfg, key, 1)
     for key in ("optim.weight_decay", "optim.warmup_steps", "optim.grad_clip"):
         check_positive(cfg, key, allow_zero=True)
     if not 0.0 <= cfg.optim.min_lr_ratio <= 1.0:
         raise ConfigError("optim.min_lr_ratio", "optim.min_lr_ratio must be in [0, 1]")
+    check_integer(cfg, "checkpoint.every_n_steps", 0)
+    check_integer(cfg, "checkpoint.keep", -1)
+    check_resume_value(cfg.get("resume", False))
+    check_logger(cfg)
     model_config(cfg, vocab_size=max(int(cfg.tokenizer.get("vocab_size") or 1), 1))
+    check_positions(cfg)

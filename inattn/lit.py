@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch.utilities import grad_norm
 
+from inattn.checkpointing import NumericalFault
 from inattn.model import GPT, GPTConfig
 
 
@@ -35,6 +36,7 @@ class LitGPT(L.LightningModule):
         self._step_start: float | None = None
         self.train_seconds = 0.0  # time inside training steps only (validation excluded)
         self.tokenizer_json: str | None = None  # travels in checkpoints, for generation
+        self._loss: torch.Tensor | None = None  # this step's loss, checked before the update
 
     @property
     def cfg(self) -> GPTConfig:
@@ -50,6 +52,7 @@ class LitGPT(L.LightningModule):
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         loss = self.loss(batch)
+        self._loss = loss.detach()
         self.log("train/loss", loss, prog_bar=True)
         self.log("train/ppl", torch.exp(loss.detach().clamp(max=20)))
         self.log("lr", self.optimizers().param_groups[0]["lr"])
@@ -64,8 +67,23 @@ class LitGPT(L.LightningModule):
         self.log("train/tokens_seen", float(self.tokens_seen))
 
     def on_before_optimizer_step(self, optimizer) -> None:
-        norms = grad_norm(self.model, norm_type=2)
-        self.log("train/grad_norm", norms["grad_2.0_norm_total"])
+        """Log the gradient norm; stop before a non-finite loss or gradient reaches the weights.
+
+        The decision is taken by all processes together (any rank's fault stops every rank), so
+        no process is left waiting for the others. With fp16 loss scaling, overflowing gradients
+        are the scaler's business (it skips the step), so only the loss is checked then.
+        """
+        total = grad_norm(self.model, norm_type=2)["grad_2.0_norm_total"]
+        self.log("train/grad_norm", total)
+        loss_ok = self._loss is None or bool(torch.isfinite(self._loss))
+        grads_ok = self.trainer.precision.startswith("16") or bool(torch.isfinite(total))
+        fault = self.trainer.strategy.reduce_boolean_decision(not (loss_ok and grads_ok), all=False)
+        if fault:
+            what = "loss" if not loss_ok else "gradient norm"
+            value = self._loss if not loss_ok else total
+            raise NumericalFault(
+                f"non-finite training {what} ({float(value)}) at step {self.global_step + 1}"
+            )
 
     def validation_step(self, batch, batch_idx: int) -> None:
         loss = self.loss(batch)

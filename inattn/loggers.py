@@ -1,13 +1,22 @@
-"""Loggers for a run: W&B (offline unless asked otherwise) and a CSV log that always works."""
+"""Loggers for a run: W&B (offline unless asked otherwise) and a CSV log that always works.
+
+W&B is never allowed to stop training: if it cannot start, or fails during the run, one warning
+is printed and the run goes on with the CSV log, which holds every measured value either way.
+A resumed run continues both: the same W&B run (by id) and the same metrics.csv.
+"""
 
 from __future__ import annotations
 
+import csv
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
+from lightning.pytorch.loggers.csv_logs import ExperimentWriter
+from lightning.pytorch.loggers.logger import rank_zero_experiment
 from omegaconf import DictConfig
 
 log = logging.getLogger(__name__)
@@ -19,20 +28,103 @@ def run_tags(cfg: DictConfig) -> list[str]:
     return base + [str(t) for t in cfg.get("tags") or []]
 
 
+class _ResumingWriter(ExperimentWriter):
+    """Lightning's CSV writer deletes an existing metrics.csv; a resumed run keeps its rows.
+
+    Rows logged at or after `resume_step` belong to steps the resumed run trains again, so they
+    are dropped and logged anew.
+    """
+
+    def __init__(self, log_dir: str, resume_step: int | None):
+        self.resume_step = resume_step
+        super().__init__(log_dir)
+
+    def _check_log_dir_exists(self) -> None:
+        path = Path(self.metrics_file_path)
+        if not path.is_file():
+            return
+        if self.resume_step is None:
+            path.unlink()  # a fresh run in a used folder starts a fresh log
+            return
+        with open(path, newline="") as f:
+            reader = csv.DictReader(f)
+            keys = list(reader.fieldnames or [])
+            rows = [r for r in reader if int(float(r["step"])) < self.resume_step]
+        with open(path, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=keys)
+            writer.writeheader()
+            writer.writerows(rows)
+        self.metrics_keys = sorted(keys)
+
+
+class ResumableCSVLogger(CSVLogger):
+    """`<run folder>/csv/metrics.csv`, continued (not replaced) when the run resumes."""
+
+    def __init__(self, save_dir: str, resume_step: int | None = None):
+        super().__init__(save_dir=save_dir, name="csv", version="")
+        self._resume_step = resume_step
+
+    @property
+    @rank_zero_experiment
+    def experiment(self) -> ExperimentWriter:
+        if self._experiment is None:
+            self._fs.makedirs(self.root_dir, exist_ok=True)
+            self._experiment = _ResumingWriter(self.log_dir, self._resume_step)
+        return self._experiment
+
+
+class GuardedWandbLogger(WandbLogger):
+    """A WandbLogger that, on its first failure, warns once and turns itself off."""
+
+    failed = False
+
+    def _guard(self, what: str, call: Callable[..., Any], *args: Any) -> Any:
+        if self.failed:
+            return None
+        try:
+            return call(*args)
+        except Exception as err:
+            self.failed = True
+            log.warning("W&B failed while %s (%s); logging to CSV only from now on", what, err)
+            return None
+
+    def log_metrics(self, metrics: dict[str, Any], step: int | None = None) -> None:
+        self._guard("logging metrics", super().log_metrics, metrics, step)
+
+    def log_hyperparams(self, params: Any) -> None:
+        self._guard("logging the config", super().log_hyperparams, params)
+
+    def after_save_checkpoint(self, checkpoint_callback: Any) -> None:
+        self._guard("noting a checkpoint", super().after_save_checkpoint, checkpoint_callback)
+
+    def finalize(self, status: str) -> None:
+        self._guard("closing the run", super().finalize, status)
+
+
 def build_loggers(
-    cfg: DictConfig, run_dir: Path, config: dict[str, Any], run_id: str | None = None
+    cfg: DictConfig,
+    run_dir: Path,
+    config: dict[str, Any],
+    run_id: str | None = None,
+    resume_step: int | None = None,
 ) -> list[Logger]:
-    """CSV always; W&B when enabled. If W&B cannot start, warn once and go on with CSV."""
-    loggers: list[Logger] = [CSVLogger(save_dir=str(run_dir), name="csv", version="")]
+    """CSV always; W&B when enabled. If W&B cannot start, warn once and go on with CSV.
+
+    `run_id` continues that W&B run (a resumed training run); `resume_step` keeps the CSV rows
+    logged before that step.
+    """
+    loggers: list[Logger] = [ResumableCSVLogger(save_dir=str(run_dir), resume_step=resume_step)]
     wb = cfg.logger.wandb
     if not wb.enabled or wb.mode == "disabled":
         return loggers
     os.environ.setdefault("WANDB_SILENT", "true")
     try:
-        logger = WandbLogger(
+        import wandb
+
+        logger = GuardedWandbLogger(
             project=wb.project,
             entity=wb.entity,
-            group=cfg.get("experiment") or None,
+            group=cfg.get("group") or None,
             tags=run_tags(cfg),
             name=run_dir.name,
             save_dir=str(run_dir),
@@ -41,22 +133,37 @@ def build_loggers(
             id=run_id,
             resume="allow" if run_id else None,
             job_type="train",
+            settings=wandb.Settings(init_timeout=float(wb.get("init_timeout", 60))),
         )
         logger.experiment  # noqa: B018 (starts the run now, so a failure shows here)
     except Exception as err:  # W&B failing must never stop training
-        log.warning("W&B could not start (%s); logging to CSV only", err)
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        log.warning("W&B could not start (%s); logging to CSV only", reason)
         return loggers
     return [logger, *loggers]
 
 
-def finish_loggers(loggers: list[Logger], summary: dict[str, Any]) -> None:
-    """Write the final summary and close W&B, so the next multirun job starts a fresh run."""
+def wandb_run_id(loggers: list[Logger]) -> str | None:
+    """The W&B run's id (stored in checkpoints, so a resumed run continues the same W&B run)."""
     for logger in loggers:
         if isinstance(logger, WandbLogger):
+            return logger.version
+    return None
+
+
+def finish_loggers(
+    loggers: list[Logger], summary: dict[str, Any] | None, failed: bool = False
+) -> None:
+    """Write the summary and close W&B, so the next multirun job starts a fresh run."""
+    for logger in loggers:
+        if isinstance(logger, GuardedWandbLogger) and logger.failed:
+            continue
+        if isinstance(logger, WandbLogger):
             try:
-                logger.experiment.summary.update(summary)
-                logger.experiment.finish()
+                if summary:
+                    logger.experiment.summary.update(summary)
+                logger.experiment.finish(exit_code=1 if failed else 0)
             except Exception as err:
                 log.warning("W&B could not finish cleanly (%s)", err)
         else:
-            logger.finalize("success")
+            logger.finalize("failed" if failed else "success")

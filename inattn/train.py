@@ -1,4 +1,9 @@
-"""One training run: config -> data module -> Lightning module -> metrics.json and W&B."""
+"""One training run: config -> data module -> Lightning module -> metrics.json and W&B.
+
+A run folder holds one run. Run again in the same folder, it skips a run that already finished
+(metrics.json) and, with `resume=auto`, continues the last checkpoint exactly: weights, optimizer,
+LR schedule, RNG streams, data position and the W&B run.
+"""
 
 from __future__ import annotations
 
@@ -9,14 +14,24 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig
 
+from inattn.checkpointing import (
+    FOLDER,
+    LAST,
+    AtomicCheckpointIO,
+    Checkpoints,
+    NumericalFault,
+    RunState,
+    check_resume,
+    find_resume,
+    read_checkpoint,
+)
 from inattn.config import model_config, to_dict, validate_train_config
 from inattn.data.module import TextDataModule
 from inattn.lit import LitGPT
-from inattn.loggers import build_loggers, finish_loggers
-from inattn.run_info import METRICS_FILE, git_revision, write_json_atomic
+from inattn.loggers import build_loggers, finish_loggers, wandb_run_id
+from inattn.run_info import METRICS_FILE, git_revision, read_metrics, write_json_atomic
 
 
 def resolve_precision(precision: str, accelerator: str) -> str:
@@ -32,6 +47,10 @@ def trainer_kwargs(cfg: DictConfig) -> dict[str, Any]:
     kwargs["precision"] = resolve_precision(str(kwargs["precision"]), str(kwargs["accelerator"]))
     kwargs["gradient_clip_val"] = cfg.optim.grad_clip or None
     kwargs["check_val_every_n_epoch"] = None  # validate every val_check_interval steps
+    kwargs["enable_checkpointing"] = False  # `Checkpoints` writes them
+    # The train sampler shards itself by rank (the same global order for any number of
+    # processes); every process validates the whole validation split.
+    kwargs["use_distributed_sampler"] = False
     return kwargs
 
 
@@ -49,29 +68,76 @@ def build_data(cfg: DictConfig) -> TextDataModule:
     return dm
 
 
+def finished(run_dir: Path, max_steps: int) -> dict[str, Any] | None:
+    """The metrics of a run in this folder that already trained `max_steps` steps, if any."""
+    metrics = read_metrics(run_dir)
+    if metrics and "val_loss" in metrics and metrics.get("steps", -1) >= max_steps:
+        return metrics
+    return None
+
+
 def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
-    """Train, validate once more at the end, write metrics.json; returns the metrics."""
+    """Train, validate once more at the end, write metrics.json; returns the metrics.
+
+    Raises `NumericalFault` when a loss, gradient or weight stops being finite: the run stops
+    before the bad update, and its checkpoints keep the last good state.
+    """
     validate_train_config(cfg)
+    max_steps = int(cfg.trainer.max_steps)
+    done = finished(run_dir, max_steps)
+    if done is not None:
+        print(f"already finished: {run_dir / METRICS_FILE} (delete it to train again)")
+        return done
+
     start = time.perf_counter()
+    resume_from = find_resume(cfg.resume, run_dir)
+    ckpt = read_checkpoint(resume_from) if resume_from else {}
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     dm = build_data(cfg)
     gpt_cfg = model_config(cfg, vocab_size=dm.vocab_size)
-    lit = LitGPT(dataclasses.asdict(gpt_cfg), to_dict(cfg.optim), cfg.trainer.max_steps)
-    lit.tokenizer_json = Path(dm.tokenizer_path).read_text()
+    facts = {
+        "seed": cfg.seed,
+        "batch_size": cfg.batch_size,
+        "context_length": cfg.context_length,
+        "vocab_size": dm.vocab_size,
+        "train_tokens": dm.train_tokens,  # the same data, whatever folder or file times it has
+        "train_blocks": len(dm.data.train),
+    }
+    if resume_from:
+        check_resume(ckpt, resume_from, dataclasses.asdict(gpt_cfg), facts, max_steps)
+    saved_run = ckpt.get("run", {})
+    resume_step = int(ckpt["global_step"]) if ckpt else None
+    del ckpt  # Lightning reads the checkpoint again itself
 
-    loggers = build_loggers(cfg, run_dir, config=to_dict(cfg))
-    checkpoints = ModelCheckpoint(
-        dirpath=run_dir / "checkpoints",
-        save_last=True,
-        monitor="val/loss",
-        save_top_k=1,
-        filename="best",
+    lit = LitGPT(dataclasses.asdict(gpt_cfg), to_dict(cfg.optim), max_steps)
+    lit.tokenizer_json = Path(dm.tokenizer_path).read_text()
+    loggers = build_loggers(
+        cfg, run_dir, to_dict(cfg), run_id=saved_run.get("wandb_id"), resume_step=resume_step
+    )
+    facts["wandb_id"] = wandb_run_id(loggers)
+    checkpoints = Checkpoints(
+        run_dir / FOLDER, cfg.checkpoint.every_n_steps, keep=cfg.checkpoint.keep
     )
     trainer = L.Trainer(
-        **trainer_kwargs(cfg), logger=loggers, callbacks=[checkpoints], default_root_dir=run_dir
+        **trainer_kwargs(cfg),
+        logger=loggers,
+        callbacks=[checkpoints, RunState(facts, saved_run)],
+        plugins=[AtomicCheckpointIO()],
+        default_root_dir=run_dir,
     )
-    trainer.fit(lit, datamodule=dm)
-    val_loss = trainer.validate(lit, datamodule=dm, verbose=False)[0]["val/loss"]
+    try:
+        # our own checkpoints (checked by read_checkpoint): they hold RNG states, not only tensors
+        trainer.fit(lit, datamodule=dm, ckpt_path=resume_from, weights_only=False)
+        val_loss = trainer.validate(lit, datamodule=dm, verbose=False)[0]["val/loss"]
+    except NumericalFault as fault:
+        finish_loggers(loggers, None, failed=True)
+        last = run_dir / FOLDER / LAST
+        kept = (
+            f"the last good checkpoint is {last} (step {checkpoints.saved_step})"
+            if last.is_file()
+            else "no checkpoint was written"
+        )
+        raise NumericalFault(f"{fault}; {kept}") from None
 
     metrics = {
         "val_loss": float(val_loss),
@@ -80,6 +146,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         "tokens_per_sec": lit.tokens_seen / max(lit.train_seconds, 1e-9),
         "wall_seconds": time.perf_counter() - start,
         "steps": trainer.global_step,
+        "resumed_from_step": resume_step,
         "arch": gpt_cfg.arch,
         "size": cfg.model.size,
         "position": gpt_cfg.position,
@@ -88,8 +155,10 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         "d_model": gpt_cfg.d_model,
         "vocab_size": gpt_cfg.vocab_size,
         "context_length": cfg.context_length,
+        "batch_size": cfg.batch_size,
+        "world_size": trainer.world_size,
         "seed": cfg.seed,
-        "experiment": cfg.get("experiment"),
+        "group": cfg.get("group"),
         "git_revision": git_revision(),
         "run_dir": str(run_dir),
     }

@@ -49,7 +49,7 @@ def metrics_files(root: Path) -> list[Path]:
 
 
 def test_default_run_writes_metrics_checkpoint_and_wandb(tmp_path, cache):
-    result = inattn_train(*TINY, "experiment=smoke", root=tmp_path, cache=cache)
+    result = inattn_train(*TINY, "group=smoke", root=tmp_path, cache=cache)
     assert result.returncode == 0, result.stderr[-3000:]
     (metrics_path,) = metrics_files(tmp_path)
     run_dir = metrics_path.parent

@@ -1,7 +1,8 @@
 """Running a Hydra app so that bad input gives one line and exit code 2, never a traceback.
 
 Before Hydra starts, the command line is composed once per sweep value with the compose API and
-checked by the app's validator; Hydra's own multi-line errors are turned into `error: <field>: ...`.
+checked by the app's validator; the folder Hydra will create (hydra.run.dir, or hydra.sweep.dir
+with -m) must be writable; Hydra's own multi-line errors are turned into `error: <field>: ...`.
 Inside the job, a `UserError` is reported the same way.
 """
 
@@ -9,16 +10,20 @@ from __future__ import annotations
 
 import functools
 import itertools
+import os
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import hydra
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException, MissingConfigException
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from inattn.config import CONF_DIR
@@ -67,20 +72,57 @@ def sweep_combinations(overrides: list[str]) -> Iterator[list[str]]:
             yield [*base[:i], value, *base[i + 1 :]]
 
 
+def check_writable(folder: Path, field: str) -> None:
+    """Refuse a folder that cannot be created or written (tried for real: root ignores modes)."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UserError(field, f"cannot create {folder}: {existing} is not a folder")
+    try:
+        os.rmdir(tempfile.mkdtemp(dir=existing, prefix=".write-test-"))
+    except OSError as err:
+        raise UserError(field, f"cannot write in {existing} ({err.strerror})") from None
+
+
+def check_hydra(
+    config_name: str,
+    overrides: list[str],
+    multirun: bool,
+    check_run: Callable[[DictConfig, bool], Any] | None,
+) -> None:
+    """Checks that need Hydra's own settings: the output folder, and the app's `check_run`."""
+    cfg = compose(config_name, overrides=overrides, return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)  # so that ${hydra:...} in the folder names resolves
+    try:
+        field = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+        check_writable(Path(str(OmegaConf.select(cfg, field))).absolute(), field)
+        if check_run is not None:
+            check_run(cfg, multirun)
+    finally:
+        HydraConfig.instance().cfg = None
+
+
 def precheck(
-    config_name: str, overrides: list[str], validate: Callable[[DictConfig], Any] | None
+    config_name: str,
+    overrides: list[str],
+    validate: Callable[[DictConfig], Any] | None,
+    multirun: bool = False,
+    check_run: Callable[[DictConfig, bool], Any] | None = None,
 ) -> None:
     try:
         combos = list(sweep_combinations(overrides))
     except HydraException as err:
         fail(describe(err))
-    for combo in itertools.islice(combos, 256):
+    for n, combo in enumerate(itertools.islice(combos, 256)):
         GlobalHydra.instance().clear()
         try:
             with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
                 cfg = compose(config_name, overrides=combo)
                 if validate is not None:
                     validate(cfg)
+                if n == 0:
+                    check_hydra(config_name, combo, multirun, check_run)
         except UserError as err:
             fail(str(err))
         except (HydraException, OmegaConfBaseException) as err:
@@ -93,13 +135,18 @@ def run_app(
     task: Callable[[DictConfig], Any],
     config_name: str,
     validate: Callable[[DictConfig], Any] | None = None,
+    check_run: Callable[[DictConfig, bool], Any] | None = None,
 ) -> None:
-    """Check the command line, then hand it to Hydra (which handles -m, --help, --cfg, ...)."""
+    """Check the command line, then hand it to Hydra (which handles -m, --help, --cfg, ...).
+
+    `validate(cfg)` sees each sweep value's config; `check_run(cfg, multirun)` sees the first one
+    with Hydra's own settings (`cfg.hydra`: folders, launcher, the overrides given).
+    """
     from hydra._internal.utils import get_args_parser
 
     args, _ = get_args_parser().parse_known_args(sys.argv[1:])
     if not (args.help or args.hydra_help or args.info or args.shell_completion):
-        precheck(config_name, args.overrides, validate)
+        precheck(config_name, args.overrides, validate, bool(args.multirun), check_run)
 
     @functools.wraps(task)
     def guarded(cfg: DictConfig) -> Any:

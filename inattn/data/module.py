@@ -107,14 +107,24 @@ class TextDataModule(L.LightningDataModule):
         return self._sampler
 
     def resume_at(self, batches: int) -> None:
-        """Continue the train order after `batches` batches (optimizer steps x accumulation).
+        """Continue the train order after `batches` batches per process (steps x accumulation).
 
         The one place a resumed run sets its data position; the count comes from the trainer,
-        not from the sampler, which the loaders fetch ahead of training.
+        not from the sampler, which the loaders fetch ahead of training. With several processes
+        the sampler must be sharded first (`train_dataloader` does it): the position in the shared
+        order is then `batches x batch_size x world_size`.
         """
+        self._shard()
         self.train_sampler.load_state_dict(self.train_sampler.state_after(batches, self.batch_size))
 
+    def _shard(self) -> None:
+        """Split the train order over the trainer's processes (all of it without a trainer)."""
+        trainer = self.trainer
+        if trainer is not None:
+            self.train_sampler.shard(trainer.global_rank, trainer.world_size)
+
     def train_dataloader(self) -> DataLoader:
+        self._shard()
         return DataLoader(
             BlockDataset(self.data.train),
             batch_size=self.batch_size,
@@ -122,6 +132,7 @@ class TextDataModule(L.LightningDataModule):
             drop_last=True,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
+            generator=self._loader_generator(),
         )
 
     def val_dataloader(self) -> DataLoader:
@@ -131,4 +142,11 @@ class TextDataModule(L.LightningDataModule):
             shuffle=False,
             drop_last=False,
             num_workers=self.num_workers,
+            generator=self._loader_generator(),
         )
+
+    def _loader_generator(self) -> torch.Generator:
+        """A loader's own generator: without one, every `iter(loader)` draws its workers' base
+        seed from the global RNG, so dropout would depend on when loaders were (re)started, and a
+        resumed run, which starts them at other times, would draw other dropout masks."""
+        return torch.Generator().manual_seed(self.seed)

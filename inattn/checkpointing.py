@@ -1,0 +1,274 @@
+"""Checkpoints of a run: how they are written, when, and what resuming restores beyond Lightning.
+
+    <run folder>/checkpoints/last.ckpt      every `checkpoint.every_n_steps` steps and at the end
+    <run folder>/checkpoints/best.ckpt      after each validation that lowers val/loss
+    <run folder>/checkpoints/step-N.ckpt    the newest `checkpoint.keep` of the periodic saves
+
+Every file is written to a temporary name and renamed, so a killed run never leaves a half-written
+checkpoint, and no checkpoint ever holds non-finite weights (`finite_or_raise`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.fabric.utilities.seed import _collect_rng_states, _set_rng_states
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+from inattn.errors import ConfigError
+
+FOLDER = "checkpoints"
+LAST = "last.ckpt"
+BEST = "best.ckpt"
+STEP_FILE = re.compile(r"step-(\d+)\.ckpt")
+
+# Resuming mid-epoch is exact here (RunState sets the data position), so Lightning's generic
+# warning about loaders without a state_dict does not apply.
+warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before")
+
+
+class NumericalFault(RuntimeError):
+    """A loss, gradient or weight stopped being finite; the run stops, checkpoints stay good."""
+
+
+def finite_or_raise(module: torch.nn.Module, what: str) -> None:
+    for name, p in module.named_parameters():
+        if not torch.isfinite(p).all():
+            raise NumericalFault(f"{what}: parameter {name} is not finite")
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """torch.save into a temporary file beside the target, then rename over it."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options=None) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                torch.save(checkpoint, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+class Checkpoints(Callback):
+    """last.ckpt every `every_n_steps` optimizer steps and at the end; best.ckpt on val/loss.
+
+    A validation that follows a periodic save at the same step saves last.ckpt again, so a resumed
+    run neither repeats that validation nor forgets it (Lightning skips validations that a
+    checkpoint already contains). The loggers are flushed with every save, so what was measured up
+    to a checkpoint is on disk when the checkpoint is.
+    """
+
+    def __init__(self, folder: Path, every_n_steps: int, keep: int = 0, monitor: str = "val/loss"):
+        self.folder = Path(folder)
+        self.every_n_steps = every_n_steps
+        self.keep = keep
+        self.monitor = monitor
+        self.best: float | None = None
+        self.best_step: int | None = None
+        self._saved_step: int | None = None
+
+    @property
+    def last_path(self) -> Path:
+        return self.folder / LAST
+
+    @property
+    def saved_step(self) -> int | None:
+        """The step of the newest last.ckpt this run wrote (or resumed from)."""
+        return self._saved_step
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._saved_step = trainer.global_step  # a resumed run does not save its first step again
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        step = trainer.global_step
+        if self.every_n_steps and step % self.every_n_steps == 0 and step != self._saved_step:
+            self._save_last(trainer, pl_module)
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking or trainer.state.fn != "fit":
+            return
+        step = trainer.global_step
+        loss = trainer.callback_metrics.get(self.monitor)
+        if loss is not None and not torch.isfinite(loss):
+            raise NumericalFault(f"non-finite validation loss ({float(loss)}) at step {step}")
+        if loss is not None and (self.best is None or loss < self.best):
+            self.best, self.best_step = float(loss), step
+            self._save(trainer, pl_module, self.folder / BEST)
+        if self._saved_step == step and step > 0:
+            self._save_last(trainer, pl_module)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.global_step != self._saved_step:
+            self._save_last(trainer, pl_module)
+
+    def _save(self, trainer: L.Trainer, pl_module: L.LightningModule, path: Path) -> None:
+        finite_or_raise(pl_module, f"checkpoint at step {trainer.global_step}")
+        for logger in trainer.loggers:
+            logger.save()
+        trainer.save_checkpoint(path, weights_only=False)
+
+    def _save_last(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        step = trainer.global_step
+        self._save(trainer, pl_module, self.last_path)
+        self._saved_step = step
+        if self.keep and trainer.is_global_zero:
+            self._keep_copy(step)
+
+    def _keep_copy(self, step: int) -> None:
+        """step-N.ckpt as a hard link to this last.ckpt (renames never touch it), then prune."""
+        target = self.folder / f"step-{step:07d}.ckpt"
+        target.unlink(missing_ok=True)
+        try:
+            os.link(self.last_path, target)
+        except OSError:  # file systems without hard links
+            import shutil
+
+            shutil.copy2(self.last_path, target)
+        if self.keep > 0:
+            kept = sorted(p for p in self.folder.iterdir() if STEP_FILE.fullmatch(p.name))
+            for old in kept[: -self.keep]:
+                old.unlink(missing_ok=True)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best, "best_step": self.best_step}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best, self.best_step = state.get("best"), state.get("best_step")
+
+
+class RunState(Callback):
+    """What a resume needs beyond Lightning's own state: data position, RNG streams, run facts.
+
+    `facts` (seed, batch size, data cache key, W&B run id, ...) go into checkpoint["run"], where
+    `check_resume` compares them with the resuming run's settings. The RNG state is taken when
+    the checkpoint is written; every process draws the same stream (same seed), so rank 0's state
+    is every rank's. The data position is not stored: it follows from the optimizer steps taken.
+    """
+
+    def __init__(self, facts: dict[str, Any], saved: dict[str, Any] | None = None):
+        self.facts = facts
+        self.saved = saved or {}  # checkpoint["run"] of the checkpoint being resumed
+        self._rng: dict[str, Any] | None = None
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict[str, Any]) -> None:
+        checkpoint["run"] = {
+            **self.facts,
+            "world_size": trainer.world_size,
+            "accumulate_grad_batches": trainer.accumulate_grad_batches,
+            "rng": _collect_rng_states(include_cuda=torch.cuda.is_available()),
+        }
+
+    def on_load_checkpoint(self, trainer, pl_module, checkpoint: dict[str, Any]) -> None:
+        self._rng = checkpoint.get("run", {}).get("rng")
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        check_global_batch(
+            self.saved,
+            self.facts["batch_size"],
+            trainer.world_size,
+            trainer.accumulate_grad_batches,
+        )
+        trainer.datamodule.resume_at(trainer.global_step * trainer.accumulate_grad_batches)
+        if self._rng is not None:
+            _set_rng_states(self._rng)
+            self._rng = None
+
+
+# --------------------------------------------------------------------------- resuming
+
+
+def find_resume(resume: Any, run_dir: Path) -> Path | None:
+    """The checkpoint to resume from: None for `false` or for `auto` in a folder without one."""
+    if resume is False or resume is None:
+        return None
+    if resume == "auto":
+        last = Path(run_dir) / FOLDER / LAST
+        return last if last.is_file() else None
+    path = Path(str(resume)).expanduser()
+    if not path.is_file():
+        raise ConfigError("resume", f"no checkpoint file at {path}")
+    return path
+
+
+def read_checkpoint(path: Path) -> dict[str, Any]:
+    """The checkpoint's contents (tensors memory-mapped); a file that is not one is refused."""
+    try:
+        ckpt = torch.load(path, map_location="cpu", mmap=True, weights_only=False)
+    except Exception as err:  # truncated zip, pickle errors, not a torch file at all
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ConfigError(
+            "resume", f"{path} is not a readable checkpoint (truncated or corrupt?): {reason}"
+        ) from err
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "global_step" not in ckpt:
+        raise ConfigError("resume", f"{path} is not an inattn-train checkpoint")
+    return ckpt
+
+
+RUN_FIELDS = {  # facts of checkpoint["run"] a resumed run must share, and the field to name
+    "seed": "seed",
+    "vocab_size": "tokenizer.vocab_size",
+    "train_tokens": "data",
+    "train_blocks": "data",
+}
+MODEL_FIELDS = ("arch", "position", "n_layer", "n_head", "d_model", "mlp_ratio", "tie_weights")
+
+
+def check_resume(
+    ckpt: dict[str, Any], path: Path, model: dict[str, Any], run: dict[str, Any], max_steps: int
+) -> None:
+    """Refuse to resume a checkpoint into a run it cannot continue exactly, naming the field."""
+    saved_model = ckpt.get("hyper_parameters", {}).get("model", {})
+    for name in (*MODEL_FIELDS, "context_length"):
+        if name in saved_model and saved_model[name] != model.get(name):
+            field = "arch" if name == "arch" else f"model.{name}"
+            raise ConfigError(
+                field,
+                f"{path} was trained with {name}={saved_model[name]}, this run has "
+                f"{name}={model.get(name)}: resume with the same model",
+            )
+    saved_run = ckpt.get("run", {})
+    for name, field in RUN_FIELDS.items():
+        if name in saved_run and saved_run[name] != run.get(name):
+            raise ConfigError(
+                field,
+                f"{path} was trained with {name}={saved_run[name]}, this run has "
+                f"{name}={run.get(name)}: resume with the same {field} settings",
+            )
+    step = int(ckpt["global_step"])
+    if step > max_steps:
+        raise ConfigError(
+            "trainer.max_steps",
+            f"{path} is at step {step}, beyond trainer.max_steps={max_steps}: raise max_steps",
+        )
+
+
+def check_global_batch(
+    saved: dict[str, Any], batch_size: int, world_size: int, accumulate: int
+) -> None:
+    """The data position is steps x global batch: a resumed run must keep the global batch."""
+    if not saved:
+        return
+    before = (saved["batch_size"] * saved["world_size"], saved["accumulate_grad_batches"])
+    now = (batch_size * world_size, accumulate)
+    if before != now:
+        raise ConfigError(
+            "batch_size",
+            f"the checkpoint was trained with {saved['world_size']} process(es) x batch_size "
+            f"{saved['batch_size']} x accumulate {saved['accumulate_grad_batches']}; this run has "
+            f"{world_size} x {batch_size} x {accumulate}: keep batch_size x processes and "
+            "trainer.accumulate_grad_batches",
+        )
