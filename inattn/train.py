@@ -29,6 +29,7 @@ from inattn.checkpointing import (
 )
 from inattn.config import model_config, to_dict, validate_train_config
 from inattn.data.module import TextDataModule
+from inattn.init_from import copy_weights, initial_config, load_for
 from inattn.lit import LitGPT
 from inattn.loggers import build_loggers, finish_loggers, wandb_run_id
 from inattn.run_info import METRICS_FILE, git_revision, read_metrics, write_json_atomic
@@ -103,6 +104,10 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         "train_tokens": dm.train_tokens,  # the same data, whatever folder or file times it has
         "train_blocks": len(dm.data.train),
     }
+    init = None
+    if cfg.get("init_from") and not resume_from:  # a resumed run has its own weights
+        init = load_for(gpt_cfg, cfg.init_from, cfg.init_extension)
+        gpt_cfg = initial_config(gpt_cfg, init)
     if resume_from:
         check_resume(ckpt, resume_from, dataclasses.asdict(gpt_cfg), facts, max_steps)
     saved_run = ckpt.get("run", {})
@@ -111,6 +116,8 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
 
     lit = LitGPT(dataclasses.asdict(gpt_cfg), to_dict(cfg.optim), max_steps)
     lit.tokenizer_json = Path(dm.tokenizer_path).read_text()
+    if init is not None:
+        copy_weights(lit.model, init)
     loggers = build_loggers(
         cfg, run_dir, to_dict(cfg), run_id=saved_run.get("wandb_id"), resume_step=resume_step
     )
