@@ -19,6 +19,11 @@ def validate(cfg: DictConfig) -> None:
             raise ConfigError("experiments", f"unknown experiment {name!r}; choose {EXPERIMENTS}")
     if cfg.preset.finetune.T1 <= cfg.preset.finetune.T0:
         raise ConfigError("preset.finetune.T1", "T1 must be longer than T0")
+    ft = cfg.preset.finetune
+    if max(ft.passkey.lengths) + 8 > ft.T1:  # room for the 5-digit answer
+        raise ConfigError(
+            "preset.finetune.passkey.lengths", f"prompts must be under T1 - 8 = {ft.T1 - 8}"
+        )
     if cfg.budget is not None:
         from inattn.experiments.budget import parse_budget
 
