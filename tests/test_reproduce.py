@@ -16,10 +16,17 @@ def reproduce(*args: str, root: Path, timeout: int = 600) -> subprocess.Complete
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
 
 
-def test_equal_vram_smoke_writes_a_report(tmp_path):
-    result = reproduce("experiment=equal_vram", "preset=smoke", "budget=64MiB", root=tmp_path)
+def test_all_experiments_smoke_write_their_reports(tmp_path):
+    result = reproduce("experiment=all", "preset=smoke", "budget=64MiB", root=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
-    out = tmp_path / "experiments" / "smoke" / "equal_vram"
+    reports = tmp_path / "experiments" / "smoke"
+
+    vram = (reports / "vram" / "report.md").read_text()
+    assert "inattn/state" in vram and "dense/naive" in vram and "## Verdict" in vram
+    assert (reports / "vram" / "results.csv").is_file()
+    assert (reports / "vram" / "memory_vs_context.png").stat().st_size > 0
+
+    out = reports / "equal_vram"
     report = (out / "report.md").read_text()
     for heading in ("## Chosen models", "## Verdict", "## Full grid", "git revision"):
         assert heading in report
@@ -29,10 +36,17 @@ def test_equal_vram_smoke_writes_a_report(tmp_path):
     metrics = list((tmp_path / "outputs").glob("reproduce/smoke/equal_vram/*/metrics.json"))
     assert len(metrics) == 8  # 2 sizes x 2 archs x 2 seeds
 
+    finetune = (reports / "finetune" / "report.md").read_text()
+    for route in ("pretrained", "finetuned", "scratch"):
+        assert finetune.count(f"| {route} |") == 2  # one row per arch
+    assert (reports / "finetune" / "loss_vs_position.png").stat().st_size > 0
+    assert (reports / "finetune" / "passkey_inattn_finetuned.png").stat().st_size > 0
+
 
 def test_plan_prints_without_training(tmp_path):
-    result = reproduce("experiment=equal_vram", "preset=smoke", "dry_run=true", "budget=64MiB",
-                       root=tmp_path)
+    result = reproduce(
+        "experiment=equal_vram", "preset=smoke", "dry_run=true", "budget=64MiB", root=tmp_path
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Chosen (largest that fits)" in result.stdout
     assert not (tmp_path / "outputs" / "reproduce" / "smoke" / "equal_vram").exists()
