@@ -63,13 +63,25 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             raise
 
 
+def validation_due(trainer: L.Trainer) -> bool:
+    """Whether Lightning validates after this training batch (step-interval validation).
+
+    A wrong answer costs little: a missed save happens at the next periodic step or at the end,
+    and a save before an unforeseen validation is repeated after it.
+    """
+    every = getattr(trainer, "val_check_batch", None)
+    if not trainer.enable_validation or not isinstance(every, int) or every < 1:
+        return False
+    return (trainer.fit_loop.epoch_loop.total_batch_idx + 1) % every == 0
+
+
 class Checkpoints(Callback):
     """last.ckpt every `every_n_steps` optimizer steps and at the end; best.ckpt on val/loss.
 
-    A validation that follows a periodic save at the same step saves last.ckpt again, so a resumed
-    run neither repeats that validation nor forgets it (Lightning skips validations that a
-    checkpoint already contains). The loggers are flushed with every save, so what was measured up
-    to a checkpoint is on disk when the checkpoint is.
+    A step that ends with a validation is saved after it: Lightning does not repeat, on resume, a
+    validation that falls on the checkpoint's step, so a checkpoint from before it would lose it.
+    The loggers are flushed with every save, so what was measured up to a checkpoint is on disk
+    when the checkpoint is.
     """
 
     def __init__(self, folder: Path, every_n_steps: int, keep: int = 0, monitor: str = "val/loss"):
@@ -80,6 +92,7 @@ class Checkpoints(Callback):
         self.best: float | None = None
         self.best_step: int | None = None
         self._saved_step: int | None = None
+        self._pending: int | None = None  # a step whose save waits for its validation
 
     @property
     def last_path(self) -> Path:
@@ -96,7 +109,10 @@ class Checkpoints(Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
         step = trainer.global_step
         if self.every_n_steps and step % self.every_n_steps == 0 and step != self._saved_step:
-            self._save_last(trainer, pl_module)
+            if validation_due(trainer):
+                self._pending = step
+            else:
+                self._save_last(trainer, pl_module)
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking or trainer.state.fn != "fit":
@@ -108,8 +124,9 @@ class Checkpoints(Callback):
         if loss is not None and (self.best is None or loss < self.best):
             self.best, self.best_step = float(loss), step
             self._save(trainer, pl_module, self.folder / BEST)
-        if self._saved_step == step and step > 0:
+        if step > 0 and step in (self._pending, self._saved_step):
             self._save_last(trainer, pl_module)
+        self._pending = None
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.global_step != self._saved_step:

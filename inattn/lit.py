@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 from typing import Any
 
 import lightning as L
@@ -24,7 +23,12 @@ def lr_lambda(step: int, warmup: int, total: int, min_ratio: float) -> float:
 
 
 class LitGPT(L.LightningModule):
-    """Trains `GPT` on (x, y) token blocks; logs loss, perplexity, tokens/s, lr and grad norm."""
+    """Trains `GPT` on (x, y) token blocks.
+
+    Each optimizer step's measurements (loss, perplexity, lr, gradient norm, tokens seen) are
+    handed out by `step_metrics()`; `inattn.loggers.StepLog` writes them, with the step's time,
+    to the loggers. Validation loss and perplexity go through `self.log`.
+    """
 
     def __init__(self, model: dict[str, Any], optim: dict[str, Any], max_steps: int):
         super().__init__()
@@ -33,10 +37,12 @@ class LitGPT(L.LightningModule):
         self.optim = optim
         self.max_steps = max_steps
         self.tokens_seen = 0
-        self._step_start: float | None = None
         self.train_seconds = 0.0  # time inside training steps only (validation excluded)
         self.tokenizer_json: str | None = None  # travels in checkpoints, for generation
-        self._loss: torch.Tensor | None = None  # this step's loss, checked before the update
+        self._loss: torch.Tensor | None = None  # this batch's loss, checked before the update
+        self._losses: list[torch.Tensor] = []  # global-batch losses since the last step
+        self._grad_norm: torch.Tensor | None = None
+        self._lr = 0.0
 
     @property
     def cfg(self) -> GPTConfig:
@@ -47,34 +53,42 @@ class LitGPT(L.LightningModule):
         logits = self.model(x)
         return F.cross_entropy(logits.flatten(0, 1).float(), y.flatten())
 
-    def on_train_batch_start(self, batch, batch_idx: int) -> None:
-        self._step_start = time.perf_counter()
-
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         loss = self.loss(batch)
         self._loss = loss.detach()
-        self.log("train/loss", loss, prog_bar=True)
-        self.log("train/ppl", torch.exp(loss.detach().clamp(max=20)))
-        self.log("lr", self.optimizers().param_groups[0]["lr"])
+        # Counted here, not at batch end: a checkpoint written at this batch's end must include it.
+        self.tokens_seen += batch[0].numel() * self.trainer.world_size
+        global_loss = self.all_gather(self._loss).mean()  # the global batch's loss, every rank
+        self._losses.append(global_loss)
+        self._lr = self.optimizers().param_groups[0]["lr"]  # the rate this step uses
+        self.log("train/loss", global_loss, prog_bar=True, logger=False)
         return loss
 
-    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
-        step_seconds = time.perf_counter() - self._step_start
-        tokens = batch[0].numel() * self.trainer.world_size
-        self.tokens_seen += tokens
-        self.train_seconds += step_seconds
-        self.log("train/tokens_per_sec", tokens / step_seconds, prog_bar=True)
-        self.log("train/tokens_seen", float(self.tokens_seen))
+    def step_metrics(self) -> dict[str, float]:
+        """The last optimizer step's measurements (its batches' mean loss); clears them."""
+        if not self._losses:
+            return {}
+        loss = torch.stack(self._losses).mean()
+        self._losses = []
+        metrics = {
+            "train/loss": float(loss),
+            "train/ppl": float(torch.exp(loss.clamp(max=20))),
+            "lr": self._lr,
+            "train/tokens_seen": float(self.tokens_seen),
+        }
+        if self._grad_norm is not None:
+            metrics["train/grad_norm"] = float(self._grad_norm)
+        return metrics
 
     def on_before_optimizer_step(self, optimizer) -> None:
-        """Log the gradient norm; stop before a non-finite loss or gradient reaches the weights.
+        """Note the gradient norm; stop before a non-finite loss or gradient reaches the weights.
 
         The decision is taken by all processes together (any rank's fault stops every rank), so
         no process is left waiting for the others. With fp16 loss scaling, overflowing gradients
         are the scaler's business (it skips the step), so only the loss is checked then.
         """
         total = grad_norm(self.model, norm_type=2)["grad_2.0_norm_total"]
-        self.log("train/grad_norm", total)
+        self._grad_norm = total
         loss_ok = self._loss is None or bool(torch.isfinite(self._loss))
         grads_ok = self.trainer.precision.startswith("16") or bool(torch.isfinite(total))
         fault = self.trainer.strategy.reduce_boolean_decision(not (loss_ok and grads_ok), all=False)

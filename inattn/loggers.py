@@ -10,10 +10,13 @@ from __future__ import annotations
 import csv
 import logging
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import lightning as L
+from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.loggers.logger import rank_zero_experiment
@@ -58,10 +61,13 @@ class _ResumingWriter(ExperimentWriter):
 
 
 class ResumableCSVLogger(CSVLogger):
-    """`<run folder>/csv/metrics.csv`, continued (not replaced) when the run resumes."""
+    """`<run folder>/csv/metrics.csv`, continued (not replaced) when the run resumes.
+
+    Every row goes to disk as it is logged (rows are small), so a killed run loses none.
+    """
 
     def __init__(self, save_dir: str, resume_step: int | None = None):
-        super().__init__(save_dir=save_dir, name="csv", version="")
+        super().__init__(save_dir=save_dir, name="csv", version="", flush_logs_every_n_steps=1)
         self._resume_step = resume_step
 
     @property
@@ -71,6 +77,44 @@ class ResumableCSVLogger(CSVLogger):
             self._fs.makedirs(self.root_dir, exist_ok=True)
             self._experiment = _ResumingWriter(self.log_dir, self._resume_step)
         return self._experiment
+
+
+class StepLog(Callback):
+    """One row per optimizer step: the module's `step_metrics()` plus the step's time and tokens/s.
+
+    Written at the step's own batch end, before any checkpoint of that step (callbacks run in
+    list order: put this one before `Checkpoints`). Lightning's `self.log` hands rows to the
+    loggers only after the batch-end hooks, so a run killed just after a checkpoint would lose
+    that step's row, and the resumed run, which starts after it, would never log it again.
+    Row `step` is the 0-based step index, as Lightning numbers the validation rows.
+    """
+
+    def __init__(self) -> None:
+        self._start: float | None = None
+        self._last_step = 0
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._last_step = trainer.global_step
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
+        if self._start is None:  # the first batch of an optimizer step (with accumulation)
+            self._start = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        step = trainer.global_step
+        if step == self._last_step or self._start is None:  # accumulating: no update yet
+            return
+        seconds = time.perf_counter() - self._start
+        self._start, self._last_step = None, step
+        pl_module.train_seconds += seconds
+        tokens = batch[0].numel() * trainer.world_size * trainer.accumulate_grad_batches
+        metrics = {**pl_module.step_metrics(), "train/tokens_per_sec": tokens / seconds}
+        pl_module.log(
+            "train/tokens_per_sec", metrics["train/tokens_per_sec"], prog_bar=True, logger=False
+        )
+        if step % trainer.log_every_n_steps == 0:
+            for logger in trainer.loggers:
+                logger.log_metrics(metrics, step=step - 1)
 
 
 class GuardedWandbLogger(WandbLogger):

@@ -31,7 +31,7 @@ from inattn.config import model_config, to_dict, validate_train_config
 from inattn.data.module import TextDataModule
 from inattn.init_from import copy_weights, initial_config, load_for
 from inattn.lit import LitGPT
-from inattn.loggers import build_loggers, finish_loggers, wandb_run_id
+from inattn.loggers import StepLog, build_loggers, finish_loggers, wandb_run_id
 from inattn.run_info import METRICS_FILE, git_revision, read_metrics, write_json_atomic
 
 
@@ -128,7 +128,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     trainer = L.Trainer(
         **trainer_kwargs(cfg),
         logger=loggers,
-        callbacks=[checkpoints, RunState(facts, saved_run)],
+        callbacks=[StepLog(), checkpoints, RunState(facts, saved_run)],  # in this order
         plugins=[AtomicCheckpointIO()],
         default_root_dir=run_dir,
     )

@@ -1,0 +1,129 @@
+"""Exact resume: a run killed at a random step and resumed ends bitwise equal to one never stopped.
+
+CPU, `trainer.deterministic=true`, no loader workers, dropout 0.1 (so the RNG must be restored),
+and a corpus whose epochs are 7 steps long (so resumes cross and land on epoch boundaries).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from inattn.data.module import TextDataModule
+from tests.test_resume_helpers import (
+    cli,
+    cli_in_process,
+    load_checkpoint,
+    measured,
+    one_thread,  # noqa: F401 (a fixture)
+    same_weights,
+    tiny,
+    train_in_process,
+)
+from tests.wandb_records import run_contents
+
+STEPS = 16
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("resume") / "cache"
+
+
+@pytest.fixture(scope="module")
+def whole(tmp_path_factory, cache, request) -> Path:
+    """An uninterrupted run, in this process: every step's checkpoint kept."""
+    request.getfixturevalue("one_thread")  # before this fixture's run, not only the tests'
+    run_dir = tmp_path_factory.mktemp("whole") / "run"
+    train_in_process(tiny(run_dir.parent, cache, f"trainer.max_steps={STEPS}"), run_dir)
+    return run_dir
+
+
+def step_file(run_dir: Path, step: int) -> Path:
+    return run_dir / "checkpoints" / f"step-{step:07d}.ckpt"
+
+
+def test_sigkill_at_a_random_step_then_resume_auto_is_exact(tmp_path, cache, whole):
+    k = random.randint(2, STEPS // 2)  # reported in every assertion below
+    run_dir = tmp_path / "killed"
+    args = [*tiny(tmp_path, cache, f"trainer.max_steps={STEPS}"), "logger=wandb"]
+    args.append(f"hydra.run.dir={run_dir}")
+    with open(tmp_path / "out.txt", "w") as out:
+        proc = cli(*args, background=True, stdout=out, stderr=out)
+        deadline = time.monotonic() + 240
+        while not step_file(run_dir, k).exists():
+            assert proc.poll() is None, f"the run ended before step {k}"
+            assert time.monotonic() < deadline, f"no checkpoint for step {k} in time"
+            time.sleep(0.002)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    killed_at = load_checkpoint(run_dir / "checkpoints" / "last.ckpt")["global_step"]
+    assert k <= killed_at < STEPS, (k, killed_at)
+    assert not (run_dir / "metrics.json").exists()
+
+    resumed = cli(*args, "resume=auto")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    got = json.loads((run_dir / "metrics.json").read_text())
+    want = json.loads((whole / "metrics.json").read_text())
+    assert got["resumed_from_step"] == killed_at, (k, killed_at)
+    assert got["val_loss"] == want["val_loss"], (k, killed_at)
+    assert got["tokens_seen"] == want["tokens_seen"] and got["steps"] == STEPS
+    assert same_weights(run_dir / "checkpoints" / "last.ckpt", whole / "checkpoints" / "last.ckpt")
+    # Nothing measured is lost or logged twice: the CSV log equals the uninterrupted run's.
+    for key in ("train/loss", "val/loss", "lr"):
+        assert measured(run_dir, key) == measured(whole, key), (key, k, killed_at)
+    # The W&B run continues under the same id, from where the checkpoint was.
+    first, second = sorted(run_dir.glob("wandb/offline-run-*"))
+    assert first.name.rsplit("-", 1)[1] == second.name.rsplit("-", 1)[1]
+    logged = [h for h in run_contents(second)["history"] if "train/loss" in h]
+    assert len(logged) == STEPS - killed_at
+
+
+def test_resume_from_any_step_is_exact(tmp_path, cache, whole):
+    """Steps on and beside epoch ends (7, 14) and validations (every 3rd step)."""
+    want = json.loads((whole / "metrics.json").read_text())
+    for k in (3, 7, 8, 14):
+        run_dir = tmp_path / f"from{k}"
+        overrides = tiny(tmp_path, cache, f"trainer.max_steps={STEPS}")
+        got = train_in_process([*overrides, f"resume={step_file(whole, k)}"], run_dir)
+        assert got["val_loss"] == want["val_loss"], k
+        assert same_weights(run_dir / "checkpoints" / "last.ckpt", step_file(whole, STEPS)), k
+
+
+@pytest.mark.parametrize("skip", ["rng", "data position"])
+def test_resume_without_rng_or_data_position_differs(tmp_path, cache, whole, monkeypatch, skip):
+    """The check above can fail: leave out either restore and the weights come out different."""
+    if skip == "rng":
+        monkeypatch.setattr("inattn.checkpointing._set_rng_states", lambda state: None)
+    else:
+        monkeypatch.setattr(TextDataModule, "resume_at", lambda self, batches: None)
+    run_dir = tmp_path / "run"
+    overrides = tiny(tmp_path, cache, f"trainer.max_steps={STEPS}", f"resume={step_file(whole, 8)}")
+    train_in_process(overrides, run_dir)
+    assert not same_weights(run_dir / "checkpoints" / "last.ckpt", step_file(whole, STEPS))
+
+
+def test_rerun_sweep_skips_finished_jobs_and_resumes_the_rest(tmp_path, cache, capsys, monkeypatch):
+    from inattn.cli.train import main
+
+    sweep = tmp_path / "sweep"
+    args = ["-m", *tiny(tmp_path, cache, "trainer.max_steps=4", "checkpoint.keep=0"), "seed=1,2"]
+    args += [f"hydra.sweep.dir={sweep}", "resume=auto"]
+    code, _, err = cli_in_process(main, args, capsys, monkeypatch)
+    assert code == 0, err[-3000:]
+    done, redo = sorted(sweep.glob("*/metrics.json"))
+    stamp, old = done.stat().st_mtime_ns, json.loads(redo.read_text())
+    redo.unlink()
+
+    code, out, err = cli_in_process(main, args, capsys, monkeypatch)
+    assert code == 0, err[-3000:]
+    assert out.count("already finished") == 1 and str(done) in out
+    assert done.stat().st_mtime_ns == stamp
+    new = json.loads(redo.read_text())
+    assert new["resumed_from_step"] == 4 and new["val_loss"] == old["val_loss"]
