@@ -179,6 +179,8 @@ def build_loggers(
             job_type="train",
             settings=wandb.Settings(init_timeout=float(wb.get("init_timeout", 60))),
         )
+        # Lightning always passes `anonymous`, which current W&B answers with a warning per run.
+        getattr(logger, "_wandb_init", {}).pop("anonymous", None)
         logger.experiment  # noqa: B018 (starts the run now, so a failure shows here)
     except Exception as err:  # W&B failing must never stop training
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
