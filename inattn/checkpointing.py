@@ -226,7 +226,8 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
     try:
         ckpt = torch.load(path, map_location="cpu", mmap=True, weights_only=False)
     except Exception as err:  # truncated zip, pickle errors, not a torch file at all
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        text = str(err).strip()
+        reason = text.splitlines()[0].split(". ")[0] if text else type(err).__name__
         raise ConfigError(
             "resume", f"{path} is not a readable checkpoint (truncated or corrupt?): {reason}"
         ) from err
