@@ -4,29 +4,60 @@ from __future__ import annotations
 
 import pytest
 from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from inattn.config import CONF_DIR, model_config, validate_train_config
 
-SKIP_GROUPS = {"hydra", "paths"}  # framework settings, composed with every run anyway
 NEEDS = {"data/files": ["data.train_files=/tmp/a.txt"]}  # required keys of an option
+APPS = ("train", "bench", "reproduce", "generate")  # the primary configs of the CLIs
 
 
-def group_options() -> list[tuple[str, str]]:
+def app_groups(app: str) -> list[str]:
+    """Config groups in an app's defaults list (framework groups such as hydra/ excluded)."""
+    defaults = OmegaConf.load(CONF_DIR / f"{app}.yaml").get("defaults", [])
+    names = [next(iter(d)) for d in defaults if isinstance(d, dict | DictConfig)]
+    return [n for n in names if (CONF_DIR / n).is_dir() and n not in ("hydra", "paths")]
+
+
+def group_options(app: str = "train") -> list[tuple[str, str]]:
     return [
-        (group.name, option.stem)
-        for group in sorted(CONF_DIR.iterdir())
-        if group.is_dir() and group.name not in SKIP_GROUPS
-        for option in sorted(group.glob("*.yaml"))
+        (group, option.stem)
+        for group in app_groups(app)
+        for option in sorted((CONF_DIR / group).glob("*.yaml"))
     ]
 
 
 def compose_train(overrides: list[str]):
+    return compose_app("train", overrides)
+
+
+def compose_app(app: str, overrides: list[str]):
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        return compose("train", overrides=overrides)
+        return compose(app, overrides=overrides)
 
 
-@pytest.mark.parametrize("group, option", group_options())
+def test_every_group_belongs_to_an_app():
+    groups = {p.name for p in CONF_DIR.iterdir() if p.is_dir()} - {"hydra", "paths", "local"}
+    used = {g for app in APPS if (CONF_DIR / f"{app}.yaml").is_file() for g in app_groups(app)}
+    assert groups <= used
+
+
+@pytest.mark.parametrize(
+    "app, group, option",
+    [
+        (app, group, option)
+        for app in APPS[1:]
+        if (CONF_DIR / f"{app}.yaml").is_file()
+        for group, option in group_options(app)
+        if group not in ("size", "position", "arch")  # composed with train below
+    ],
+)
+def test_every_option_of_the_other_apps_composes(app, group, option):
+    cfg = compose_app(app, [f"{group}={option}"])
+    OmegaConf.to_container(cfg, resolve=False)
+
+
+@pytest.mark.parametrize("group, option", group_options("train"))
 def test_every_group_option_composes(group, option):
     overrides = [f"{group}={option}", *NEEDS.get(f"{group}/{option}", [])]
     if group == "position" and option == "none":
@@ -37,7 +68,7 @@ def test_every_group_option_composes(group, option):
 
 
 def test_groups_exist_as_the_interface_names_them():
-    names = {g for g, _ in group_options()}
+    names = set(app_groups("train"))
     assert {"arch", "size", "position", "data", "tokenizer", "optim", "trainer", "logger"} <= names
 
 
