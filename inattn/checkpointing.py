@@ -39,10 +39,12 @@ class NumericalFault(RuntimeError):
     """A loss, gradient or weight stopped being finite; the run stops, checkpoints stay good."""
 
 
-def finite_or_raise(module: torch.nn.Module, what: str) -> None:
-    for name, p in module.named_parameters():
-        if not torch.isfinite(p).all():
-            raise NumericalFault(f"{what}: parameter {name} is not finite")
+def finite_or_raise(trainer: L.Trainer, module: torch.nn.Module, what: str) -> None:
+    """Raise on every process when any process holds a non-finite weight (shards differ)."""
+    bad = next((n for n, p in module.named_parameters() if not torch.isfinite(p).all()), None)
+    if trainer.strategy.reduce_boolean_decision(bad is not None, all=False):
+        where = f"parameter {bad}" if bad else "a parameter on another process"
+        raise NumericalFault(f"{what}: {where} is not finite")
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -133,7 +135,7 @@ class Checkpoints(Callback):
             self._save_last(trainer, pl_module)
 
     def _save(self, trainer: L.Trainer, pl_module: L.LightningModule, path: Path) -> None:
-        finite_or_raise(pl_module, f"checkpoint at step {trainer.global_step}")
+        finite_or_raise(trainer, pl_module, f"checkpoint at step {trainer.global_step}")
         for logger in trainer.loggers:
             logger.save()
         trainer.save_checkpoint(path, weights_only=False)

@@ -52,7 +52,19 @@ def trainer_kwargs(cfg: DictConfig) -> dict[str, Any]:
     # The train sampler shards itself by rank (the same global order for any number of
     # processes); every process validates the whole validation split.
     kwargs["use_distributed_sampler"] = False
+    if kwargs["strategy"] == "fsdp":
+        kwargs["strategy"] = fsdp_strategy()
     return kwargs
+
+
+def fsdp_strategy() -> Any:
+    """FSDP sharding each transformer block on its own (one unit for the whole model would
+    gather every weight at once), with whole-model checkpoints that load anywhere."""
+    from lightning.pytorch.strategies import FSDPStrategy
+
+    from inattn.model import Block
+
+    return FSDPStrategy(auto_wrap_policy={Block}, state_dict_type="full")
 
 
 def build_data(cfg: DictConfig) -> TextDataModule:
