@@ -29,9 +29,12 @@ from inattn.checkpointing import (
 )
 from inattn.config import model_config, to_dict, validate_train_config
 from inattn.data.module import TextDataModule
+from inattn.errors import ConfigError
 from inattn.init_from import copy_weights, initial_config, load_for
 from inattn.lit import LitGPT
 from inattn.loggers import StepLog, build_loggers, finish_loggers, wandb_run_id
+from inattn.model import GPTConfig
+from inattn.pretrained import LoadedModel
 from inattn.run_info import METRICS_FILE, git_revision, read_metrics, write_json_atomic
 
 
@@ -89,6 +92,16 @@ def finished(run_dir: Path, max_steps: int) -> dict[str, Any] | None:
     return None
 
 
+def start_from(gpt_cfg: GPTConfig, path: str, extension: str) -> LoadedModel:
+    """`init_from`'s model, extended to this run's context (errors name the config keys)."""
+    try:
+        return load_for(gpt_cfg, path, extension)
+    except ConfigError as err:
+        if err.field == "method":  # the extension method, as positions.py calls it
+            raise ConfigError("init_extension", err.message) from None
+        raise
+
+
 def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     """Train, validate once more at the end, write metrics.json; returns the metrics.
 
@@ -118,10 +131,13 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     }
     init = None
     if cfg.get("init_from") and not resume_from:  # a resumed run has its own weights
-        init = load_for(gpt_cfg, cfg.init_from, cfg.init_extension)
+        init = start_from(gpt_cfg, cfg.init_from, cfg.init_extension)
         gpt_cfg = initial_config(gpt_cfg, init)
     if resume_from:
         check_resume(ckpt, resume_from, dataclasses.asdict(gpt_cfg), facts, max_steps)
+        # The model continued is the checkpoint's, settings the run derived included (an
+        # extended context's RoPE scale, say), not one rebuilt from the command line.
+        gpt_cfg = GPTConfig(**ckpt["hyper_parameters"]["model"])
     saved_run = ckpt.get("run", {})
     resume_step = int(ckpt["global_step"]) if ckpt else None
     del ckpt  # Lightning reads the checkpoint again itself

@@ -85,6 +85,10 @@ ROWS = {
     "context beyond the learned table": Row(
         lambda i, t: ["model.context_length=8", "context_length=16"], "context_length"
     ),
+    "init_from at a longer context with no extension method": Row(
+        lambda i, t: [f"init_from={i.checkpoint}", "context_length=32", "init_extension=none"],
+        "init_extension",
+    ),
     "d_model not divisible by n_head": Row(lambda i, t: ["model.d_model=65"], "d_model"),
     "non-numeric override": Row(lambda i, t: ["trainer.max_steps=abc"], "trainer.max_steps"),
     "unknown key": Row(lambda i, t: ["model.colour=blue"], "model.colour"),

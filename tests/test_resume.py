@@ -127,3 +127,25 @@ def test_rerun_sweep_skips_finished_jobs_and_resumes_the_rest(tmp_path, cache, c
     assert done.stat().st_mtime_ns == stamp
     new = json.loads(redo.read_text())
     assert new["resumed_from_step"] == 4 and new["val_loss"] == old["val_loss"]
+
+
+def test_resume_of_a_run_started_from_a_shorter_context_is_exact(tmp_path, cache):
+    """init_from + RoPE interpolation: the resumed model keeps the derived RoPE scale."""
+    short = tmp_path / "short"
+    train_in_process(
+        tiny(tmp_path, cache, "position=rope", "context_length=8", "trainer.max_steps=3"), short
+    )
+    longer = tiny(
+        tmp_path,
+        cache,
+        "position=rope",
+        "trainer.max_steps=8",
+        f"init_from={short / 'checkpoints' / 'last.ckpt'}",
+        "init_extension=rope_scale",
+    )
+    whole_dir, resumed_dir = tmp_path / "whole", tmp_path / "resumed"
+    want = train_in_process(longer, whole_dir)
+    assert load_checkpoint(step_file(whole_dir, 4))["hyper_parameters"]["model"]["rope_scale"] == 2
+    got = train_in_process([*longer, f"resume={step_file(whole_dir, 4)}"], resumed_dir)
+    assert got["val_loss"] == want["val_loss"]
+    assert same_weights(resumed_dir / "checkpoints" / "last.ckpt", step_file(whole_dir, 8))
