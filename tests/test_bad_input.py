@@ -89,6 +89,7 @@ ROWS = {
         lambda i, t: [f"init_from={i.checkpoint}", "context_length=32", "init_extension=none"],
         "init_extension",
     ),
+    "InAttention without positions": Row(lambda i, t: ["position=none"], "position"),
     "d_model not divisible by n_head": Row(lambda i, t: ["model.d_model=65"], "d_model"),
     "non-numeric override": Row(lambda i, t: ["trainer.max_steps=abc"], "trainer.max_steps"),
     "unknown key": Row(lambda i, t: ["model.colour=blue"], "model.colour"),

@@ -1,4 +1,7 @@
-"""inattn-train end to end, with tiny models and a few steps (one subprocess per command)."""
+"""inattn-train end to end, with tiny models and a few steps (one subprocess per command).
+
+Bad input is in test_bad_input.py, resuming in test_resume.py, faults in test_faults.py.
+"""
 
 from __future__ import annotations
 
@@ -93,23 +96,3 @@ def test_multirun_grid_writes_one_metrics_file_per_job(tmp_path, cache):
         ("inattn", "rope"),
     ]
     assert not list(tmp_path.glob("outputs/**/wandb"))  # logger=csv: no W&B at all
-
-
-@pytest.mark.parametrize(
-    "overrides, field",
-    [
-        (["arch=sparse"], "arch"),
-        (["model.d_model=129"], "d_model"),
-        (["data=files", "data.train_files=/nonexistent/corpus.txt"], "data.train_files"),
-        (["optim.lr=-1"], "optim.lr"),
-        (["trainer.max_steps=abc"], "trainer.max_steps"),
-        (["arch=inattn", "position=none"], "position"),
-    ],
-)
-def test_bad_input_is_one_line_and_exit_2(tmp_path, cache, overrides, field):
-    result = inattn_train(*TINY, *overrides, root=tmp_path, cache=cache)
-    assert result.returncode == 2, result.stderr[-3000:]
-    assert "Traceback" not in result.stderr
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and field in errors[0], result.stderr
-    assert not metrics_files(tmp_path)
