@@ -19,8 +19,9 @@ from inattn.inference import (
     state_bytes,
     top_p_mask,
 )
+from inattn.inference.chunk_attention import attend, reversed_mask
 from inattn.memory import fake_module, fake_tokens, measure_peak
-from inattn.model import GPT, POSITIONS, GPTConfig
+from inattn.model import GPT, POSITIONS, GPTConfig, alibi_bias
 
 CHUNK = 4
 TOL = {torch.float32: 1e-5, torch.float64: 1e-10}
@@ -83,6 +84,44 @@ def test_inattn_next_logits_any_chunk(position):
     ref = reference(model, idx)
     for chunk in (None, 1, 2, 7, 22, 23, 24, 1024):
         assert rel_err(inattn_next_logits(model, idx, chunk=chunk), ref) < 1e-10, chunk
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize(("arch", "position"), CASES)
+def test_kvcache_prefill_any_chunk(arch, position, dtype):
+    """Chunked K/V prefill at every boundary: logits, then decoding from the filled cache."""
+    model = random_model(arch, position, dtype)
+    idx = torch.randint(0, 50, (2, 13))
+    T = 11
+    for chunk in (None, 1, 2, 3, 5, T - 1, T, T + 1):
+        logits, cache = prefill(model, idx[:, :T], "kvcache", chunk=chunk)
+        assert rel_err(logits, reference(model, idx[:, :T])) < TOL[dtype], chunk
+        for t in (T, T + 1):
+            logits, cache = decode_step(model, idx[:, t], cache)
+            assert rel_err(logits, reference(model, idx[:, : t + 1])) < TOL[dtype], (chunk, t)
+
+
+@pytest.mark.parametrize("position", ["learned", "alibi"])
+@pytest.mark.parametrize(("q0", "q1"), [(0, 1), (0, 6), (4, 5), (4, 9), (7, 8)])
+def test_chunk_attention_equals_materialised_mask(position, q0, q1):
+    """The strided reversed mask against the plain (H, c, T) causal / ALiBi mask."""
+    model = random_model("dense", position, n_head=4, d_model=32)
+    q = torch.randn(2, 4, q1 - q0, 8, dtype=torch.float64)
+    k, v = torch.randn(2, 2, 4, q1, 8, dtype=torch.float64)
+    q_pos, k_pos = torch.arange(q0, q1), torch.arange(q1)
+    if position == "alibi":
+        full = alibi_bias(model.alibi_slopes, q_pos, k_pos, torch.float64)[None]
+    else:
+        full = torch.zeros(q1 - q0, q1, dtype=torch.float64)
+        full = full.masked_fill(k_pos[None] > q_pos[:, None], float("-inf"))
+    mask = reversed_mask(model, q0, q1, q.device, q.dtype)
+    for n in range(1, q1 - q0 + 1):  # the chunk's last n queries
+        expected = torch.softmax(
+            q[:, :, -n:] @ k.transpose(-2, -1) / 8**0.5 + full[..., -n:, :], -1
+        )
+        assert rel_err(attend(q[:, :, -n:], k, v, mask), expected @ v) < 1e-12, n
+    if mask is not None:  # a view of one row per head, not a (c, T) tensor
+        assert mask.untyped_storage().nbytes() == mask.shape[1] * (2 * q1 - q0 - 1) * 8
 
 
 @pytest.mark.parametrize("arch", ["dense", "inattn"])
@@ -254,6 +293,34 @@ def test_state_path_holds_only_s_per_token():
     """No layer forms keys or values for the context: per token, S (d fp32) and the token id."""
     assert activation_per_token("inattn", "state", 2048, 4096) == 128 * 4 + 8
     assert activation_per_token("dense", "kvcache", 2048, 4096) >= 2 * 4 * 128 * 4
+
+
+def kvcache_workspace(arch: str, position: str, T: int, chunk: int) -> int:
+    """Prefill's tracked peak beyond weights, K/V cache and token ids (fake tensors, fp32)."""
+    cfg = GPTConfig(arch=arch, position=position, n_layer=4, n_head=4, d_model=128, vocab_size=256)
+    cfg.context_length = T
+    model = fake_module(lambda: GPT(cfg))
+    idx = fake_tokens(1, T, cfg.vocab_size, like=model)
+    run = lambda: prefill(model, idx, "kvcache", chunk=chunk)  # noqa: E731
+    peak = measure_peak(run, module=model, inputs=idx, device="meta").activation_bytes
+    return peak - 2 * cfg.n_layer * T * cfg.d_model * 4 - T * 8
+
+
+@pytest.mark.parametrize("arch", ["dense", "inattn"])
+@pytest.mark.parametrize("position", ["learned", "alibi"])
+def test_kvcache_prefill_workspace_does_not_grow_with_context(arch, position):
+    """Beyond the cache, chunked prefill needs O(chunk x d): the same at T and at 4 T.
+
+    What may grow is the mask: one row of c + T values per head (ALiBi) or shared (causal).
+    A whole-context forward would need tens of d per token here (12 KiB a token at d = 128).
+    """
+    chunk, d, T1, T2 = 128, 128, 512, 2048
+    small, large = (kvcache_workspace(arch, position, T, chunk) for T in (T1, T2))
+    # InAttention projects a chunk's keys and values for all L = 4 layers in one matmul
+    bound = (16 + (2 * 4 if arch == "inattn" else 0)) * chunk * d * 4
+    assert max(small, large) <= bound
+    mask_row = (4 if position == "alibi" else 1) * 4  # bytes per token
+    assert large - small <= mask_row * (T2 - T1)
 
 
 # ----------------------------------------------------------------------------- sampling

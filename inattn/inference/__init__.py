@@ -5,6 +5,7 @@ MLPs, `logits`, the position helpers) and must give the logits of the plain full
 
     state.py     InAttention's O(T x d) path: S = N(x0), absorbed projections, online softmax
     kvcache.py   per-layer key/value caches (dense, and InAttention's speed-over-memory option)
+    chunk_attention.py  a chunk of queries over the cache so far: the mask as an O(c + T) view
     full.py      no cache: the plain forward (`sdpa`) and the quadratic baseline (`naive`)
     modes.py     the registry and the uniform prefill / decode_step API
     sampling.py  greedy, temperature, top-k, top-p

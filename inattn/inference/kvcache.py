@@ -1,7 +1,9 @@
 """Per-layer key/value caches, for both architectures.
 
-Dense: prefill is a full forward that keeps every layer's keys and values (RoPE applied); each
-new token then runs through the layers alone, appending its own k, v at every layer.
+Dense: prefill runs the context through the layers chunk by chunk of positions, keeping every
+layer's keys and values (RoPE applied); each chunk attends to the cache filled so far plus itself,
+so the workspace beyond the cache does not grow with T. Each new token then runs through the
+layers alone, appending its own k, v at every layer.
 
 InAttention (`kvcache` mode, speed over memory): the keys and values of every layer are
 projections of S = N(x0), so prefill projects them for all layers in one matmul per chunk
@@ -15,7 +17,9 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
+from inattn.inference.chunk_attention import attend, reversed_mask
 from inattn.inference.common import (
     DEFAULT_CHUNK,
     check_chunk,
@@ -27,7 +31,7 @@ from inattn.inference.common import (
     model_dtype,
     rope_tables,
 )
-from inattn.model import GPT, alibi_bias, apply_rope
+from inattn.model import GPT, apply_rope
 
 
 @dataclass
@@ -67,60 +71,71 @@ def _write_inattn_kv(model: GPT, cache: KVCache, x0: torch.Tensor, start: int) -
         cache.write(layer, start, k, v)
 
 
+def _qkv(
+    model: GPT, block: nn.Module, h: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A dense layer's q, k, v (B, H, n, hd) for states h (B, n, d), RoPE applied."""
+    d, H = model.cfg.d_model, model.cfg.n_head
+    q, k, v = (heads(t, H) for t in block.attn.qkv(block.ln1(h)).split(d, dim=2))
+    if rope is not None:
+        q, k = apply_rope(q, *rope), apply_rope(k, *rope)
+    return q, k, v
+
+
+def _attend_block(
+    block: nn.Module, h: torch.Tensor, q: torch.Tensor, kv: tuple, mask: torch.Tensor | None
+) -> torch.Tensor:
+    """The rest of a block for the last positions h (B, n, d), whose queries q are given."""
+    h = h + block.attn.proj(merge_heads(attend(q, *kv, mask)))
+    return h + block.mlp(block.ln2(h))
+
+
 def _position_logits(model: GPT, x0: torch.Tensor, cache: KVCache, pos: int) -> torch.Tensor:
     """Run position `pos` (x0: (B, 1, d)) through the layers over cached positions 0..pos.
 
     Dense layers first append the position's own k, v; InAttention ones were filled beforehand.
     """
     cfg = model.cfg
-    d, H = cfg.d_model, cfg.n_head
     rope = rope_tables(model, pos, pos + 1, x0.device, x0.dtype)
-    bias = None
-    if cfg.position == "alibi":
-        q_pos, k_pos = (torch.arange(p, pos + 1, device=x0.device) for p in (pos, 0))
-        bias = alibi_bias(model.alibi_slopes, q_pos, k_pos, x0.dtype)[None]  # (1, H, 1, pos+1)
+    mask = reversed_mask(model, pos, pos + 1, x0.device, x0.dtype)  # ALiBi only: (1, H, 1, pos+1)
     h = x0
     for layer, block in enumerate(model.blocks):
-        a = block.ln1(h)  # (B, 1, d)
         if cfg.arch == "dense":
-            q, k, v = (heads(t, H) for t in block.attn.qkv(a).split(d, dim=2))  # (B, H, 1, hd)
-            if rope is not None:
-                k = apply_rope(k, *rope)
+            q, k, v = _qkv(model, block, h, rope)  # (B, H, 1, hd)
             cache.write(layer, pos, k, v)
         else:
-            q = heads(F.linear(a, *block.attn.q_weight()), H)
-        if rope is not None:
-            q = apply_rope(q, *rope)
-        k, v = cache.read(layer, pos + 1)  # (B, H, pos+1, hd)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)  # one query sees all: no mask
-        h = h + block.attn.proj(merge_heads(y))
-        h = h + block.mlp(block.ln2(h))
+            q = heads(F.linear(block.ln1(h), *block.attn.q_weight()), cfg.n_head)
+            if rope is not None:
+                q = apply_rope(q, *rope)
+        h = _attend_block(block, h, q, cache.read(layer, pos + 1), mask)
     cache.length = max(cache.length, pos + 1)
     return model.logits(h[:, 0])  # (B, vocab)
 
 
-def _prefill_dense(model: GPT, idx: torch.Tensor, cache: KVCache) -> torch.Tensor:
-    """Full forward that keeps each layer's k, v; the last layer runs the last query only."""
+def _prefill_dense(
+    model: GPT, idx: torch.Tensor, cache: KVCache, chunk: int | None
+) -> torch.Tensor:
+    """Fill the cache chunk by chunk of positions; logits (B, vocab) of the last position.
+
+    Each chunk runs through every layer, its queries attending to the cache filled so far plus
+    the chunk itself (`chunk_attention`), so beyond the cache the workspace is O(chunk x d),
+    whatever T. The last layer only has to store the keys and values of the earlier chunks; its
+    attention and MLP run for the very last position alone.
+    """
     cfg = model.cfg
-    T, d, H = idx.shape[1], cfg.d_model, cfg.n_head
-    x0 = model.embed(idx)  # (B, T, d)
-    rope, bias = model.position_context(T, idx.device, x0.dtype)  # bias: (H, T, T) for ALiBi
-    h = x0
-    for layer, block in enumerate(model.blocks):
-        q, k, v = (heads(t, H) for t in block.attn.qkv(block.ln1(h)).split(d, dim=2))
-        if rope is not None:
-            q, k = apply_rope(q, *rope), apply_rope(k, *rope)  # (B, H, T, hd)
-        cache.write(layer, 0, k, v)
-        if layer == cfg.n_layer - 1:  # from here on only the last position matters
-            q, h = q[:, :, -1:], h[:, -1:]
-            mask = None if bias is None else bias[None, :, -1:]  # the last query sees all
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-        elif bias is None:
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-        else:  # a 4-D mask keeps sdpa's fused CPU kernel
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias[None])
-        h = h + block.attn.proj(merge_heads(y))
-        h = h + block.mlp(block.ln2(h))
+    T = idx.shape[1]
+    for j0, j1 in chunks(T, chunk):
+        h = model.embed(idx[:, j0:j1], start=j0)  # (B, c, d)
+        rope = rope_tables(model, j0, j1, h.device, h.dtype)
+        mask = reversed_mask(model, j0, j1, h.device, h.dtype)  # (1, H or 1, c, j1), a view
+        for layer, block in enumerate(model.blocks):
+            q, k, v = _qkv(model, block, h, rope)  # (B, H, c, hd)
+            cache.write(layer, j0, k, v)
+            if layer == cfg.n_layer - 1:
+                if j1 < T:  # the next layer would be the logits: not needed before the end
+                    break
+                q, h = q[:, :, -1:], h[:, -1:]
+            h = _attend_block(block, h, q, cache.read(layer, j1), mask)
     cache.length = T
     return model.logits(h[:, -1])  # (B, vocab)
 
@@ -138,7 +153,7 @@ def prefill_kv(
     B, T = idx.shape
     cache = KVCache.empty(model, B, max(T, capacity or T), idx.device)
     if model.cfg.arch == "dense":
-        return _prefill_dense(model, idx, cache), cache
+        return _prefill_dense(model, idx, cache, chunk), cache
     for j0, j1 in chunks(T, chunk):  # keys and values of all layers, chunk by chunk
         _write_inattn_kv(model, cache, model.embed(idx[:, j0:j1], start=j0), j0)
     cache.length = T
