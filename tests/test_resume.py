@@ -81,6 +81,7 @@ def test_sigkill_at_a_random_step_then_resume_auto_is_exact(tmp_path, cache, who
     # The W&B run continues under the same id, from where the checkpoint was.
     first, second = sorted(run_dir.glob("wandb/offline-run-*"))
     assert first.name.rsplit("-", 1)[1] == second.name.rsplit("-", 1)[1]
+    assert list(second.glob("*.wandb")), (resumed.stdout[-3000:], sorted(second.rglob("*")))
     logged = [h for h in run_contents(second)["history"] if "train/loss" in h]
     assert len(logged) == STEPS - killed_at
 
