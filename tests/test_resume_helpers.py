@@ -93,7 +93,11 @@ def train_in_process(overrides: list[str], run_dir: Path) -> dict[str, Any]:
 def cli(*args: str, env: dict[str, str] | None = None, timeout: int = 300, **popen: Any):
     """`inattn-train ARGS` in a subprocess; `background=True` returns the Popen (give it
     stdout and stderr files: a full pipe would block the run)."""
-    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", **THREADS, **(env or {})}
+    # Each command its own W&B service: an in-process W&B run (another test) leaves its
+    # service's address in WANDB_SERVICE, which a child would otherwise share (and a SIGKILLed
+    # child would leave that shared service holding its run).
+    own = {k: v for k, v in os.environ.items() if k != "WANDB_SERVICE"}
+    env = {**own, "WANDB_MODE": "offline", "WANDB_SILENT": "true", **THREADS, **(env or {})}
     cmd = [sys.executable, "-m", "inattn.cli.train", *args]
     if popen.pop("background", False):
         return subprocess.Popen(cmd, env=env, **popen)
