@@ -13,10 +13,12 @@ from inattn.inference import (
     filter_logits,
     generate,
     inattn_next_logits,
+    max_new_tokens_for,
     modes_for,
     prefill,
     sample_next,
     state_bytes,
+    stream_tokens,
     top_p_mask,
 )
 from inattn.inference.chunk_attention import attend, reversed_mask
@@ -32,6 +34,15 @@ CASES = [(a, p) for a in ("dense", "inattn") for p in POSITIONS if (a, p) != ("i
 def _no_grad():
     with torch.no_grad():
         yield
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tensors this small gain nothing from threads, and on a busy machine they wait on them."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def random_model(arch: str, position: str, dtype=torch.float64, seed: int = 0, **kw) -> GPT:
@@ -212,6 +223,22 @@ def test_stream_sees_every_new_token():
     assert torch.equal(torch.stack(seen, dim=1), out[:, 3:])
 
 
+@pytest.mark.parametrize("arch", ["dense", "inattn"])
+def test_stream_tokens_yields_the_cache_of_the_whole_generation(arch):
+    model = random_model(arch, "rope", torch.float32)
+    idx = torch.randint(0, 50, (2, 5))
+    steps = list(stream_tokens(model, idx, 6, temperature=0, chunk=CHUNK))
+    tokens = torch.stack([t for t, _ in steps], dim=1)
+    assert torch.equal(tokens, generate(model, idx, 6, temperature=0)[:, 5:])
+    cache = steps[-1][1]
+    per_token = cache_bytes_per_token(
+        model.cfg, "state" if arch == "inattn" else "kvcache", torch.float32
+    )
+    assert cache.length == 5 + 6 - 1 and state_bytes(cache) == 2 * (5 + 6 - 1) * per_token
+    with pytest.raises(ConfigError, match="top_k"):  # checked at the call, not at the first step
+        stream_tokens(model, idx, 6, top_k=0)
+
+
 def test_generate_restores_training_mode_and_handles_zero_tokens():
     model = random_model("inattn", "learned").train()
     idx = torch.randint(0, 50, (1, 4))
@@ -229,8 +256,13 @@ def test_learned_positions_refuse_long_prompts():
         with pytest.raises(ConfigError) as err:
             prefill(model, torch.zeros(1, 9, dtype=torch.long), mode)
         assert err.value.field == "context_length" and "prompt too long" in str(err.value)
-    with pytest.raises(ConfigError, match="context_length"):  # prompt + new tokens too long
+    with pytest.raises(ConfigError) as err:  # prompt + new tokens too long
         generate(model, torch.zeros(1, 6, dtype=torch.long), 4)
+    assert err.value.field == "max_new_tokens" and "max_new_tokens<=3" in str(err.value)
+    assert "context_length=8" in str(err.value)
+    assert max_new_tokens_for(model, 6) == 3 and max_new_tokens_for(model, 9) == 0
+    assert max_new_tokens_for(random_model("inattn", "rope"), 100) is None
+    # the last new token is never fed back: 6 + 3 tokens from an 8-row table
     assert generate(model, torch.zeros(1, 6, dtype=torch.long), 3, temperature=0).shape == (1, 9)
 
 

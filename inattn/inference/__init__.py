@@ -14,7 +14,12 @@ MLPs, `logits`, the position helpers) and must give the logits of the plain full
 
 from inattn.inference.common import DEFAULT_CHUNK
 from inattn.inference.full import TokenCache, naive_logits, sdpa_logits
-from inattn.inference.generate import generate, make_generator
+from inattn.inference.generate import (
+    generate,
+    make_generator,
+    max_new_tokens_for,
+    stream_tokens,
+)
 from inattn.inference.kvcache import KVCache
 from inattn.inference.modes import (
     DEFAULT_MODE,
@@ -49,6 +54,7 @@ __all__ = [
     "get_mode",
     "inattn_next_logits",
     "make_generator",
+    "max_new_tokens_for",
     "modes_for",
     "naive_logits",
     "next_logits",
@@ -56,5 +62,6 @@ __all__ = [
     "sample_next",
     "sdpa_logits",
     "state_bytes",
+    "stream_tokens",
     "top_p_mask",
 ]

@@ -16,8 +16,8 @@ def check_chunk(chunk: int | None) -> None:
         raise ConfigError("chunk", f"chunk must be a positive integer or None, got {chunk!r}")
 
 
-def check_prompt(model: GPT, idx: torch.Tensor, extra: int = 0) -> None:
-    """A (B, T) batch of token ids, T >= 1; with learned positions T + extra must fit the table."""
+def check_prompt(model: GPT, idx: torch.Tensor) -> None:
+    """A (B, T) batch of token ids, T >= 1; with learned positions T must fit the table."""
     if idx.dim() != 2 or idx.shape[1] == 0 or idx.is_floating_point():
         raise ConfigError(
             "prompt",
@@ -25,12 +25,11 @@ def check_prompt(model: GPT, idx: torch.Tensor, extra: int = 0) -> None:
             f"got {idx.dtype} of shape {tuple(idx.shape)}",
         )
     T, limit = idx.shape[1], model.cfg.context_length
-    if model.cfg.position == "learned" and T + extra > limit:
-        what = f"prompt of {T} tokens" + (f" plus {extra} generated" if extra else "")
+    if model.cfg.position == "learned" and T > limit:
         raise ConfigError(
             "context_length",
-            f"{what} exceeds context_length={limit}: the learned position table has no row "
-            "beyond it (prompt too long)",
+            f"prompt of {T} tokens exceeds context_length={limit}: the learned position table "
+            "has no row beyond it (prompt too long)",
         )
 
 
