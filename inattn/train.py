@@ -16,17 +16,7 @@ import lightning as L
 import torch
 from omegaconf import DictConfig
 
-from inattn.checkpointing import (
-    FOLDER,
-    LAST,
-    AtomicCheckpointIO,
-    Checkpoints,
-    NumericalFault,
-    RunState,
-    check_resume,
-    find_resume,
-    read_checkpoint,
-)
+from inattn.checkpointing import FOLDER, LAST, AtomicCheckpointIO, Checkpoints, NumericalFault
 from inattn.config import model_config, to_dict, validate_train_config
 from inattn.data.module import TextDataModule
 from inattn.errors import ConfigError
@@ -35,6 +25,7 @@ from inattn.lit import LitGPT
 from inattn.loggers import StepLog, build_loggers, finish_loggers, wandb_run_id
 from inattn.model import GPTConfig
 from inattn.pretrained import LoadedModel
+from inattn.resume import RunState, check_resume, find_resume, read_checkpoint
 from inattn.run_info import METRICS_FILE, git_revision, read_metrics, write_json_atomic
 
 

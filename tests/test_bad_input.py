@@ -3,7 +3,6 @@ no metrics.json. Most rows run the CLI's `main` in this process; a few run it as
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -11,10 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from inattn.cli import reproduce, train
+from inattn.cli import generate, reproduce, train
 from tests.test_resume_helpers import cli, cli_in_process, one_thread, tiny, train_in_process  # noqa: F401
-
-GENERATE = importlib.util.find_spec("inattn.cli.generate") is not None
 
 
 @dataclass
@@ -141,7 +138,7 @@ ROWS = {
         program="reproduce",
     ),
     "prompt longer than the model allows": Row(
-        lambda i, t: [f"checkpoint={i.checkpoint}", "prompt=" + "the cat " * 40],
+        lambda i, t: [f"ckpt={i.checkpoint}", "prompt=" + "the cat " * 40, "max_new_tokens=4"],
         "prompt",
         program="generate",
     ),
@@ -150,8 +147,10 @@ ROWS = {
 
 def arguments(row: Row, inputs: Inputs, tmp: Path) -> list[str]:
     args = row.args(inputs, tmp)
-    if row.program != "train":
+    if row.program == "reproduce":
         return [*args, f"paths.root={tmp}"]
+    if row.program == "generate":
+        return args
     base = tiny(tmp, inputs.cache)
     if not any(a.startswith(("hydra.run.dir=", "-m")) for a in args):
         base.append(f"hydra.run.dir={tmp}/run")
@@ -162,16 +161,12 @@ def arguments(row: Row, inputs: Inputs, tmp: Path) -> list[str]:
 @pytest.mark.parametrize("name", list(ROWS))
 def test_bad_input_is_one_line_and_exit_2(name, inputs, tmp_path, capsys, monkeypatch):
     row = ROWS[name]
-    if row.program == "generate" and not GENERATE:
-        pytest.skip("inattn-generate (inattn/cli/generate.py) is not written yet")
     args = arguments(row, inputs, tmp_path)
     if row.subprocess:
         result = cli(*args)
         code, out, err = result.returncode, result.stdout, result.stderr
     else:
-        program = {"train": train, "reproduce": reproduce}.get(row.program)
-        if program is None:
-            program = importlib.import_module("inattn.cli.generate")
+        program = {"train": train, "reproduce": reproduce, "generate": generate}[row.program]
         code, out, err = cli_in_process(program.main, args, capsys, monkeypatch)
     assert code == 2, (out + err)[-3000:]
     assert "Traceback" not in out + err
