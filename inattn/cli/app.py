@@ -96,7 +96,9 @@ def check_hydra(
     HydraConfig.instance().set_config(cfg)  # so that ${hydra:...} in the folder names resolves
     try:
         field = "hydra.sweep.dir" if multirun else "hydra.run.dir"
-        check_writable(Path(str(OmegaConf.select(cfg, field))).absolute(), field)
+        folder = Path(str(OmegaConf.select(cfg, field))).absolute()
+        if not folder.is_dir() or cfg.hydra.output_subdir is not None:  # else nothing is written
+            check_writable(folder, field)
         if check_run is not None:
             check_run(cfg, multirun)
     finally:
