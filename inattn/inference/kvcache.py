@@ -6,8 +6,8 @@ so the workspace beyond the cache does not grow with T. Each new token then runs
 layers alone, appending its own k, v at every layer.
 
 InAttention (`kvcache` mode, speed over memory): the keys and values of every layer are
-projections of S = N(x0), so prefill projects them for all layers in one matmul per chunk
-(`model.inattn_kv`) and only the last position runs through the layers. Decoding is the same
+projections of S = N(x0), so prefill projects them chunk by chunk of positions, layer by layer,
+and only the last position runs through the layers. Decoding is the same
 per-step attention as the dense cache. It holds 2 L x as many bytes as the state S.
 """
 
@@ -61,13 +61,18 @@ class KVCache:
 
 
 def _write_inattn_kv(model: GPT, cache: KVCache, x0: torch.Tensor, start: int) -> None:
-    """Project x0 (B, n, d) at positions start.. to every layer's k, v (one matmul) and store."""
-    H = model.cfg.n_head
+    """Project x0 (B, n, d) at positions start.. to every layer's k, v and store them.
+
+    Layer by layer with each block's own W_k, W_v (views of its weights): `model.inattn_kv`
+    would first concatenate all layers' weights, an L x 2d x d copy at every call.
+    """
+    d, H = model.cfg.d_model, model.cfg.n_head
+    s = model.norm_x0(x0)  # (B, n, d)
     rope = rope_tables(model, start, start + x0.shape[1], x0.device, x0.dtype)
-    for layer, (k, v) in enumerate(model.inattn_kv(x0)):  # L pairs of (B, n, d)
-        k, v = heads(k, H), heads(v, H)  # (B, H, n, hd)
+    for layer, block in enumerate(model.blocks):
+        k, v = (heads(t, H) for t in F.linear(s, *block.attn.kv_weight()).split(d, dim=-1))
         if rope is not None:
-            k = apply_rope(k, *rope)
+            k = apply_rope(k, *rope)  # (B, H, n, hd)
         cache.write(layer, start, k, v)
 
 
