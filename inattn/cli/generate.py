@@ -211,7 +211,7 @@ def task(cfg: DictConfig, out: TextIO | None = None, err: TextIO | None = None) 
 
     from inattn.pretrained import load_model
 
-    loaded = load_model(cfg.ckpt, field="ckpt")
+    loaded = load_model(Path(cfg.ckpt).expanduser(), field="ckpt")
     if loaded.tokenizer is None:
         raise DataError("ckpt", f"{cfg.ckpt} holds no tokenizer (not written by inattn-train?)")
     mode = cache_mode(cfg.cache, loaded.cfg.arch)
