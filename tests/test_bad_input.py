@@ -90,6 +90,7 @@ ROWS = {
     "d_model not divisible by n_head": Row(lambda i, t: ["model.d_model=65"], "d_model"),
     "non-numeric override": Row(lambda i, t: ["trainer.max_steps=abc"], "trainer.max_steps"),
     "unknown key": Row(lambda i, t: ["model.colour=blue"], "model.colour"),
+    "a sweep without -m": Row(lambda i, t: ["seed=1,2"], "seed"),
     "negative checkpoint interval": Row(
         lambda i, t: ["checkpoint.every_n_steps=-1"], "checkpoint.every_n_steps"
     ),

@@ -55,13 +55,15 @@ def describe(err: Exception) -> str:
     return str(err).strip().splitlines()[0]
 
 
-def sweep_combinations(overrides: list[str]) -> Iterator[list[str]]:
+def sweep_combinations(overrides: list[str], multirun: bool = True) -> Iterator[list[str]]:
     """Override lists that, together, use every value of every sweep at least once."""
     parsed = OverridesParser.create().parse_overrides(overrides)
     choices: list[list[str]] = []
     for o in parsed:
         if o.is_sweep_override():
-            key = o.input_line.split("=", 1)[0]
+            key, value = o.input_line.split("=", 1)
+            if not multirun:
+                raise UserError(key, f"{value} is a sweep: add -m, or quote it: {key}='{value}'")
             choices.append([f"{key}={v}" for v in o.sweep_string_iterator()])
         else:
             choices.append([o.input_line])
@@ -113,7 +115,9 @@ def precheck(
     check_run: Callable[[DictConfig, bool], Any] | None = None,
 ) -> None:
     try:
-        combos = list(sweep_combinations(overrides))
+        combos = list(sweep_combinations(overrides, multirun))
+    except UserError as err:
+        fail(str(err))
     except HydraException as err:
         fail(describe(err))
     for n, combo in enumerate(itertools.islice(combos, 256)):
