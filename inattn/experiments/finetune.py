@@ -185,7 +185,9 @@ def write(cfg: DictConfig, results: list[dict], out: Path, started: float) -> Pa
                 {
                     "arch": arch,
                     "route": route,
-                    f"loss at T1={p.T1}": f"{loss:.4f} ± {std:.4f}",
+                    f"loss at T1={p.T1}": f"{loss:.4f} ± {std:.4f}"
+                    if len(rs) > 1
+                    else f"{loss:.4f} (n=1)",
                     "first bucket": f"{bucket_means[0]:.3f}",
                     "last bucket": f"{bucket_means[-1]:.3f}",
                     "passkey": f"{sum(r['passkey_mean'] for r in rs) / len(rs):.0%}",
