@@ -43,7 +43,28 @@ from torch.utils._pytree import tree_leaves
 from inattn.errors import ConfigError
 
 DEVICES = ("cpu", "meta", "cuda")
+DTYPES = {
+    "fp32": torch.float32,
+    "bf16": torch.bfloat16,
+    "fp16": torch.float16,
+    "fp64": torch.float64,
+}
 MiB = 2**20
+
+
+def parse_dtype(name: str) -> torch.dtype:
+    """The torch dtype of a short name (fp32, bf16, fp16, fp64)."""
+    if name not in DTYPES:
+        raise ConfigError("dtype", f"unknown dtype {name!r}; choose one of {tuple(DTYPES)}")
+    return DTYPES[name]
+
+
+def check_device(device: str) -> None:
+    """A measuring device this machine can use: cpu, meta (fake tensors), or cuda if present."""
+    if device not in DEVICES:
+        raise ConfigError("device", f"unknown device {device!r}; choose one of {DEVICES}")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device", "device=cuda but no CUDA device is available")
 
 
 def _storages(obj: Any) -> list[torch.UntypedStorage]:
@@ -245,11 +266,7 @@ def measure_peak(
     allocator's 512-byte rounding). `fn` runs without autograd unless `grad`: inference keeps no
     activations for a backward pass.
     """
-    if device not in DEVICES:
-        raise ConfigError("device", f"unknown device {device!r}; choose one of {DEVICES}")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device", "device=cuda but no CUDA device is available")
-
+    check_device(device)
     if device == "meta":
         mode = fake_mode_of(*([module] if module is not None else []), inputs)
         context = mode or FakeTensorMode(allow_non_fake_inputs=True)

@@ -1,0 +1,261 @@
+"""Run a benchmark grid (modes x sizes x context lengths) and return one row per point.
+
+Memory: every point is measured by the live-storage tracker (`inattn.memory`): on real tensors
+(cpu, cuda, where the CUDA allocator's peak is read too) or on fake ones (`meta`: nothing is
+allocated, so paper-scale shapes run anywhere). Speed: time to first token (prefill to the
+next-token logits) and greedy decode tokens/s, the modes interleaved round by round and the
+median over rounds reported, so a drifting machine load hits every mode alike.
+
+On a real device a point whose memory would pass `memory_limit` is skipped with a note in its
+row, never attempted: its peak is first measured on fake tensors, which costs no memory and gives
+the number the real run would track.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+import statistics
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from inattn.bench.measure import memory_point, random_tokens, time_decode, time_prefill
+from inattn.bench.runners import HFRunner, ModeRunner, Runner, build_hf_gpt2
+from inattn.bench.spec import HF_KEY, BenchSpec, split_key
+from inattn.experiments.budget import human_bytes
+from inattn.memory import fake_module
+from inattn.model import GPT
+
+RECOMPUTE = ("naive", "sdpa")  # modes that rerun the whole context for every new token
+
+
+@dataclass
+class Row:
+    """One grid point. Memory fields are filled by the memory benchmark, timings by speed."""
+
+    size: str
+    key: str  # arch/mode
+    arch: str
+    mode: str
+    context: int
+    device: str
+    dtype: str
+    position: str
+    params: int
+    status: str = "ok"  # ok | skipped
+    note: str = ""
+    weight_bytes: int | None = None
+    peak_bytes: int | None = None  # tracked, weights included
+    activation_bytes: int | None = None  # peak - weights
+    cuda_peak_bytes: int | None = None  # CUDA allocator, net of what was live before
+    estimated_peak_bytes: int | None = None  # fake-tensor measurement taken before a real run
+    state_bytes: int | None = None  # the cache carried to the next token
+    state_bytes_per_token: float | None = None
+    ttft_s: float | None = None  # median over rounds
+    ttft_min_s: float | None = None
+    ttft_max_s: float | None = None
+    decode_tok_s: float | None = None  # median over rounds
+    decode_min_tok_s: float | None = None
+    decode_max_tok_s: float | None = None
+    repeats: int | None = None
+    decode_steps: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+COLUMNS = [f.name for f in dataclasses.fields(Row)]
+
+
+class Models:
+    """The models of one size, built on first use: real ones on the device, fake ones on cpu."""
+
+    def __init__(self, spec: BenchSpec, size: str):
+        self.spec, self.size = spec, size
+        self._real: dict[str, Any] = {}
+        self._fake: dict[str, GPT] = {}
+
+    def fake(self, arch: str) -> GPT:
+        """Shapes only, on cpu: meta measurements and the estimates taken before real runs."""
+        if arch not in self._fake:
+            cfg = self.spec.gpt_config(self.size, arch)
+            self._fake[arch] = fake_module(lambda: GPT(cfg), dtype=self.spec.torch_dtype).eval()
+        return self._fake[arch]
+
+    def real(self, arch: str) -> Any:
+        if arch not in self._real:
+            if arch == "hf":
+                self._real[arch] = build_hf_gpt2(self.real("dense"))
+            else:
+                torch.manual_seed(self.spec.seed)
+                model = GPT(self.spec.gpt_config(self.size, arch))
+                device = torch.device(self.spec.device)
+                self._real[arch] = model.to(device=device, dtype=self.spec.torch_dtype).eval()
+        return self._real[arch]
+
+    def params(self, arch: str) -> int:
+        """Parameter count (position table included); the GPT-2 peer has the dense model's."""
+        return self.fake("dense" if arch == "hf" else arch).num_params()
+
+    def measured(self, arch: str) -> Any:
+        return self.fake(arch) if self.spec.device == "meta" else self.real(arch)
+
+    def runner(self, key: str) -> Runner:
+        arch, mode = split_key(key)
+        if key == HF_KEY:
+            return HFRunner(self.real("hf"))
+        return ModeRunner(self.real(arch), mode, self.spec.chunk)
+
+
+def base_row(spec: BenchSpec, models: Models, key: str, T: int) -> Row:
+    arch, mode = split_key(key)
+    position = spec.model.get("position", "learned")
+    return Row(
+        models.size, key, arch, mode, T, spec.device, spec.dtype, position, models.params(arch)
+    )
+
+
+def over_limit(spec: BenchSpec, models: Models, key: str, T: int, row: Row) -> bool:
+    """On a real device: measure on fake tensors first; note and skip a point past the limit."""
+    if spec.device == "meta" or spec.memory_limit is None:
+        return False
+    arch, mode = split_key(key)
+    if arch == "hf":  # same shapes as our dense K/V cache path: its estimate stands in
+        arch, mode = "dense", "kvcache"
+    estimate = memory_point(models.fake(arch), T, mode, "meta", spec.chunk, spec.seed).peak_bytes
+    row.estimated_peak_bytes = estimate
+    if estimate <= spec.memory_limit:
+        return False
+    row.status = "skipped"
+    row.note = (
+        f"estimated peak {human_bytes(estimate)} > memory_limit {human_bytes(spec.memory_limit)}"
+    )
+    return True
+
+
+@contextmanager
+def progress_bar(total: int, desc: str, enabled: bool) -> Iterator[tqdm]:
+    bar = tqdm(total=total, desc=desc, unit="pt", disable=not enabled, dynamic_ncols=True)
+    try:
+        yield bar
+    finally:
+        bar.close()
+
+
+# ----------------------------------------------------------------------------- memory
+
+
+def run_memory(spec: BenchSpec, progress: bool = True) -> list[Row]:
+    rows: list[Row] = []
+    points = [(s, k, T) for s in spec.sizes for k in spec.modes for T in spec.context_lengths]
+    with progress_bar(len(points), "memory", progress) as bar:
+        for size in spec.sizes:
+            models = Models(spec, size)
+            for key in spec.modes:
+                arch, mode = split_key(key)
+                for T in spec.context_lengths:
+                    bar.set_postfix_str(f"{size} {key} T={T}")
+                    row = base_row(spec, models, key, T)
+                    if not over_limit(spec, models, key, T, row):
+                        model = models.measured(arch)
+                        m = memory_point(model, T, mode, spec.device, spec.chunk, spec.seed)
+                        row.weight_bytes, row.peak_bytes = m.weight_bytes, m.peak_bytes
+                        row.activation_bytes = m.peak_bytes - m.weight_bytes
+                        row.cuda_peak_bytes, row.state_bytes = m.cuda_peak_bytes, m.state_bytes
+                        row.state_bytes_per_token = m.state_bytes / T
+                    rows.append(row)
+                    bar.update()
+            del models
+            gc.collect()
+    return rows
+
+
+# ----------------------------------------------------------------------------- speed
+
+
+def run_speed(spec: BenchSpec, progress: bool = True) -> list[Row]:
+    rows: list[Row] = []
+    per_T = spec.warmup + spec.repeats * 2
+    total = len(spec.sizes) * len(spec.context_lengths) * len(spec.modes) * per_T
+    with progress_bar(total, "speed", progress) as bar:
+        for size in spec.sizes:
+            models = Models(spec, size)
+            for n, T in enumerate(spec.context_lengths):
+                rows += speed_at(spec, models, T, warm=n > 0, bar=bar)
+            del models
+            gc.collect()
+    return rows
+
+
+def speed_at(spec: BenchSpec, models: Models, T: int, warm: bool, bar: tqdm) -> list[Row]:
+    """Every mode at one context length: warm-up, interleaved prefill rounds, decode rounds."""
+    rows = {key: base_row(spec, models, key, T) for key in spec.modes}
+    keys = []
+    for key in spec.modes:
+        if over_limit(spec, models, key, T, rows[key]):
+            bar.update(spec.warmup + 2 * spec.repeats)
+        else:
+            keys.append(key)
+    runners = {key: models.runner(key) for key in keys}
+    vocab = spec.gpt_config(models.size, "dense").vocab_size
+    idx = random_tokens(vocab, T, torch.device(spec.device), spec.seed)
+    capacity = T + spec.decode_steps
+
+    for key in keys:  # warm-up: first-call costs (allocator, kernels) are not inference time
+        for _ in range(0 if warm else spec.warmup):
+            runners[key].prefill(idx, capacity)
+        bar.update(spec.warmup)
+
+    ttft: dict[str, list[float]] = {k: [] for k in keys}
+    outputs: dict[str, Any] = {}
+    for r in range(spec.repeats):
+        for key in rotated(keys, r):
+            bar.set_postfix_str(f"{models.size} T={T} prefill {key}")
+            seconds, outputs[key] = time_prefill(runners[key], idx, capacity)
+            ttft[key].append(seconds)
+            bar.update()
+
+    decoded = [k for k in keys if spec.recompute_decode or split_key(k)[1] not in RECOMPUTE]
+    rates: dict[str, list[float]] = {k: [] for k in decoded}
+    for r in range(spec.repeats):
+        for key in rotated(decoded, r):
+            bar.set_postfix_str(f"{models.size} T={T} decode {key}")
+            logits, cache = outputs[key]
+            rates[key].append(
+                time_decode(runners[key], cache, T, logits.argmax(-1), spec.decode_steps)
+            )
+            bar.update()
+    bar.update(spec.repeats * (len(keys) - len(decoded)))
+
+    for key in keys:
+        row = rows[key]
+        row.repeats, row.decode_steps = spec.repeats, spec.decode_steps
+        row.ttft_s, row.ttft_min_s, row.ttft_max_s = summary(ttft[key])
+        if key in rates:
+            row.decode_tok_s, row.decode_min_tok_s, row.decode_max_tok_s = summary(rates[key])
+        else:
+            row.note = "reruns the whole context per token: decode time ~ time to first token"
+    outputs.clear()
+    return list(rows.values())
+
+
+def rotated(keys: list[str], r: int) -> list[str]:
+    """The round-r order: each mode takes each place in turn (no mode always runs first)."""
+    if not keys:
+        return keys
+    r %= len(keys)
+    return keys[r:] + keys[:r]
+
+
+def summary(values: list[float]) -> tuple[float, float, float]:
+    return statistics.median(values), min(values), max(values)
+
+
+def run_grid(spec: BenchSpec, progress: bool = True) -> list[Row]:
+    """All points of `spec`, in the order sizes, modes, contexts (memory) or sizes, contexts."""
+    return (run_memory if spec.measure == "memory" else run_speed)(spec, progress)

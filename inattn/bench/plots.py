@@ -1,0 +1,113 @@
+"""The benchmark's figures: memory vs context (log-log, fitted exponents), speed vs context."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: no display needed
+
+import matplotlib.pyplot as plt  # noqa: E402
+
+from inattn.bench.fit import Fit  # noqa: E402
+from inattn.bench.grid import Row  # noqa: E402
+
+MiB = 2**20
+MARKERS = "osD^v<>p*h"
+
+
+def _series(rows: Sequence[Row], field: str) -> dict[tuple[str, str], tuple[list, list]]:
+    """(size, key) -> (contexts, values) of the measured points that have `field`."""
+    out: dict[tuple[str, str], tuple[list, list]] = {}
+    for row in sorted(rows, key=lambda r: r.context):
+        value = getattr(row, field)
+        if row.status == "ok" and value is not None:
+            xs, ys = out.setdefault((row.size, row.key), ([], []))
+            xs.append(row.context)
+            ys.append(value)
+    return out
+
+
+def _styles(series: dict[tuple[str, str], tuple[list, list]]) -> dict[tuple[str, str], dict]:
+    """One colour per mode, one marker per size: the same mode looks the same in every panel."""
+    keys = sorted({k for _, k in series})
+    sizes = sorted({s for s, _ in series})
+    cmap = plt.get_cmap("tab10")
+    return {
+        (s, k): {
+            "color": cmap(keys.index(k) % 10),
+            "marker": MARKERS[sizes.index(s) % len(MARKERS)],
+            "linestyle": "--" if k.startswith("dense") or k.startswith("hf") else "-",
+        }
+        for s, k in series
+    }
+
+
+def _name(size: str, key: str, sizes: set[str]) -> str:
+    return key if len(sizes) == 1 else f"{size} {key}"
+
+
+def plot_memory(rows: Sequence[Row], fits: Sequence[Fit], path: Path, title: str) -> Path:
+    """Left: peak bytes with weights; right: peak - weights, fitted exponent in the legend."""
+    total, beyond = _series(rows, "peak_bytes"), _series(rows, "activation_bytes")
+    styles = _styles(total)
+    sizes = {s for s, _ in total}
+    by_key = {(f.size, f.key): f for f in fits}
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 5.2))
+    for (size, key), (xs, ys) in total.items():
+        ax1.plot(xs, [y / MiB for y in ys], label=_name(size, key, sizes), **styles[size, key])
+    for (size, key), (xs, ys) in beyond.items():
+        fit = by_key.get((size, key))
+        label = f"{_name(size, key, sizes)}: {fit.label() if fit else 'no fit'}"
+        ax2.plot(xs, [y / MiB for y in ys], label=label, **styles[size, key])
+    tails = {(f.fitted_from, f.fitted_to) for f in fits if f.fitted_from is not None}
+    fit_note = ""
+    if len(tails) == 1:
+        lo, hi = tails.pop()
+        fit_note = f" (exponent fitted on T = {lo:,} ... {hi:,})"
+    ax1.set_title("peak memory, weights included")
+    ax2.set_title("peak memory - weights" + fit_note, fontsize=10)
+    for ax in (ax1, ax2):
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel("context length T (tokens)")
+        ax.set_ylabel("MiB")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_speed(rows: Sequence[Row], path: Path, title: str) -> Path:
+    """Left: time to first token (log-log); right: decode tokens/s (log-log)."""
+    ttft, decode = _series(rows, "ttft_s"), _series(rows, "decode_tok_s")
+    styles = _styles({**ttft, **decode})
+    sizes = {s for s, _ in ttft}
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 5.2))
+    for (size, key), (xs, ys) in ttft.items():
+        ax1.plot(xs, ys, label=_name(size, key, sizes), **styles[size, key])
+    for (size, key), (xs, ys) in decode.items():
+        ax2.plot(xs, ys, label=_name(size, key, sizes), **styles[size, key])
+    ax1.set_title("time to first token (prefill -> next-token logits), median")
+    ax1.set_ylabel("seconds")
+    ax2.set_title("decode speed, median")
+    ax2.set_ylabel("tokens / s")
+    for ax in (ax1, ax2):
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel("context length T (tokens)")
+        ax.grid(True, which="both", alpha=0.3)
+        if ax.lines:
+            ax.legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

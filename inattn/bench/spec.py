@@ -1,0 +1,137 @@
+"""What a benchmark grid measures: modes x sizes x context lengths on one device, in one dtype.
+
+A mode key names an architecture and an inference mode of `inattn.inference.MODES`, e.g.
+`dense/naive` or `inattn/state`; `hf/kvcache` is the outside peer (Hugging Face GPT-2 with its
+K/V cache), timed by the speed benchmark only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from inattn.errors import ConfigError
+from inattn.experiments.budget import parse_budget
+from inattn.inference import modes_for
+from inattn.memory import check_device, parse_dtype
+from inattn.model import ARCHS, GPTConfig
+
+MEASURES = ("memory", "speed")
+HF_KEY = "hf/kvcache"
+OUR_KEYS = tuple(f"{arch}/{mode}" for arch in ARCHS for mode in modes_for(arch))
+MODE_KEYS = (*OUR_KEYS, HF_KEY)
+DEFAULT_KEYS = ("dense/naive", "dense/sdpa", "dense/kvcache", "inattn/state", "inattn/kvcache")
+SHAPE_FIELDS = ("n_layer", "n_head", "d_model")
+
+
+def split_key(key: str) -> tuple[str, str]:
+    """`dense/naive` -> (`dense`, `naive`); the HF peer is (`hf`, `kvcache`)."""
+    if key not in MODE_KEYS:
+        raise ConfigError("modes", f"unknown mode {key!r}; choose from {list(MODE_KEYS)}")
+    arch, mode = key.split("/")
+    return arch, mode
+
+
+@dataclass
+class BenchSpec:
+    """One grid. `sizes` maps a size name to its shape (n_layer, n_head, d_model)."""
+
+    sizes: dict[str, dict[str, int]]
+    modes: list[str] = field(default_factory=lambda: list(DEFAULT_KEYS))
+    context_lengths: list[int] = field(default_factory=lambda: [256, 512, 1024])
+    measure: str = "memory"  # memory | speed
+    device: str = "cpu"  # cpu | meta (fake tensors) | cuda
+    dtype: str = "fp32"
+    memory_limit: int | None = 8 * 2**30  # bytes; points estimated above it are skipped
+    model: dict[str, Any] = field(default_factory=dict)  # other GPTConfig fields (vocab, position)
+    chunk: int | None = 1024  # keys per online-softmax step in the fast paths
+    seed: int = 0
+    repeats: int = 3  # speed: timed rounds per point (median reported), modes interleaved
+    warmup: int = 1  # speed: untimed prefills per mode before the first timed round
+    decode_steps: int = 8  # speed: tokens decoded per timed round
+    recompute_decode: bool = False  # speed: also time decoding for modes that rerun the context
+    fit_tail: float = 0.5  # fraction of the largest contexts the memory exponent is fitted on
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    @property
+    def torch_dtype(self) -> torch.dtype:
+        return parse_dtype(self.dtype)
+
+    @property
+    def decode_positions(self) -> int:
+        """Positions a learned table needs beyond the longest context (decode steps)."""
+        return self.decode_steps if self.measure == "speed" else 0
+
+    def gpt_config(self, size: str, arch: str) -> GPTConfig:
+        """The model of one size and architecture, its table long enough for every point."""
+        extra = {k: v for k, v in self.model.items() if k not in ("size", "arch", "context_length")}
+        length = max(self.context_lengths) + self.decode_positions
+        return GPTConfig(arch=arch, context_length=length, **self.sizes[size], **extra)
+
+    def validate(self) -> None:
+        if self.measure not in MEASURES:
+            raise ConfigError("measure", f"unknown measure {self.measure!r}; choose {MEASURES}")
+        check_device(self.device)
+        parse_dtype(self.dtype)
+        if not self.modes:
+            raise ConfigError("modes", "no modes to measure")
+        for key in self.modes:
+            split_key(key)
+        if len(set(self.modes)) != len(self.modes):
+            raise ConfigError("modes", f"a mode is listed twice: {self.modes}")
+        if HF_KEY in self.modes and self.measure != "speed":
+            raise ConfigError(
+                "modes", f"{HF_KEY} (the Hugging Face peer) is timed only: bench=speed"
+            )
+        if self.measure == "speed" and self.device == "meta":
+            raise ConfigError(
+                "device", "device=meta has fake tensors, which cannot be timed: use cpu or cuda"
+            )
+        if not self.sizes:
+            raise ConfigError("sizes", "no model sizes to measure")
+        for name, shape in self.sizes.items():
+            missing = [f for f in SHAPE_FIELDS if f not in shape]
+            if missing:
+                raise ConfigError("sizes", f"size {name!r} lacks {missing}")
+        if not self.context_lengths:
+            raise ConfigError("context_lengths", "no context lengths to measure")
+        for T in self.context_lengths:
+            if isinstance(T, bool) or not isinstance(T, int) or T < 1:
+                raise ConfigError(
+                    "context_lengths", f"context lengths must be positive integers, got {T!r}"
+                )
+        for name in ("repeats", "decode_steps"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(name, f"{name} must be an integer >= 1, got {value!r}")
+        if isinstance(self.warmup, bool) or not isinstance(self.warmup, int) or self.warmup < 0:
+            raise ConfigError("warmup", f"warmup must be an integer >= 0, got {self.warmup!r}")
+        if not 0.0 < self.fit_tail <= 1.0:
+            raise ConfigError("fit_tail", f"fit_tail must be in (0, 1], got {self.fit_tail!r}")
+        if self.chunk is not None and (
+            isinstance(self.chunk, bool) or not isinstance(self.chunk, int) or self.chunk < 1
+        ):
+            raise ConfigError(
+                "chunk", f"chunk must be a positive integer or null, got {self.chunk!r}"
+            )
+        for size in self.sizes:  # GPTConfig's own checks (divisibility, positions) for every pair
+            for arch in {split_key(k)[0] for k in self.modes} - {"hf"}:
+                self.gpt_config(size, arch)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def parse_limit(value: Any) -> int | None:
+    """Bytes of `8GiB`, `512MiB`, a number of bytes; null means no limit."""
+    if value is None:
+        return None
+    try:
+        return parse_budget(value)
+    except ConfigError as err:
+        raise ConfigError("memory_limit", err.message) from None

@@ -1,0 +1,98 @@
+"""inattn-bench: inference memory or speed against context length for every mode (conf/bench.yaml).
+
+Writes results.csv, results.json and a PNG into the run folder, prints the table, and logs both
+to W&B (offline unless wandb.mode says otherwise). Exit code 2 with one line on bad input.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from inattn.bench.spec import BenchSpec, parse_limit
+from inattn.cli.app import run_app
+from inattn.config import CONF_DIR, to_dict
+from inattn.errors import ConfigError
+
+SPEED_KEYS = ("repeats", "warmup", "decode_steps", "recompute_decode")
+SHAPE_KEYS = ("n_layer", "n_head", "d_model")
+WANDB_MODES = ("offline", "online", "disabled")
+
+
+def size_shapes(cfg: DictConfig) -> dict[str, dict[str, int]]:
+    """The sizes to measure: the `size` group's choice, or each name of `sizes` from conf/size."""
+    if cfg.sizes is None:
+        return {str(cfg.model.size): {k: cfg.model[k] for k in SHAPE_KEYS}}
+    names = list(cfg.sizes) if not isinstance(cfg.sizes, str) else [cfg.sizes]
+    known = sorted(p.stem for p in (CONF_DIR / "size").glob("*.yaml"))
+    shapes = {}
+    for name in names:
+        if name not in known:
+            raise ConfigError("sizes", f"unknown size {name!r}; choose from {known}")
+        node = OmegaConf.load(CONF_DIR / "size" / f"{name}.yaml")
+        shapes[str(name)] = {k: node[k] for k in SHAPE_KEYS}
+    return shapes
+
+
+def spec_from_config(cfg: DictConfig) -> BenchSpec:
+    """The grid a composed config asks for; every field checked (ConfigError names the key)."""
+    if not OmegaConf.is_list(cfg.modes):
+        raise ConfigError("modes", f"modes must be a list such as [a,b], got {cfg.modes!r}")
+    modes = [str(m) for m in cfg.modes]
+    arch = cfg.model.get("arch")
+    if arch is not None:  # arch=dense / arch=inattn keeps that architecture's modes only
+        modes = [m for m in modes if m.split("/")[0] in (arch, "hf" if arch == "dense" else arch)]
+        if not modes:
+            raise ConfigError("modes", f"none of the modes {list(cfg.modes)} is for arch={arch}")
+    model = {k: v for k, v in to_dict(cfg.model).items() if k not in ("size", "arch", *SHAPE_KEYS)}
+    speed = {k: cfg[k] for k in SPEED_KEYS if k in cfg}
+    for key in ("modes", "context_lengths"):
+        if not OmegaConf.is_list(cfg[key]):
+            raise ConfigError(key, f"{key} must be a list such as [a,b], got {cfg[key]!r}")
+    threads = cfg.get("threads")
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
+                                or threads < 1):
+        raise ConfigError("threads", f"threads must be a positive integer or null, got {threads!r}")
+    if cfg.wandb.mode not in WANDB_MODES:
+        raise ConfigError("wandb.mode", f"choose one of {WANDB_MODES}, got {cfg.wandb.mode!r}")
+    return BenchSpec(
+        sizes=size_shapes(cfg),
+        modes=modes,
+        context_lengths=list(cfg.context_lengths),
+        measure=cfg.measure,
+        device=cfg.device,
+        dtype=cfg.dtype,
+        memory_limit=parse_limit(cfg.memory_limit),
+        model=model,
+        chunk=cfg.chunk,
+        seed=cfg.seed,
+        fit_tail=cfg.fit_tail,
+        **speed,
+    )
+
+
+def task(cfg: DictConfig) -> None:
+    import torch
+
+    from inattn.bench.run import run_bench  # heavy imports once the command line is known good
+
+    if cfg.threads is not None:
+        torch.set_num_threads(cfg.threads)
+    spec = spec_from_config(cfg)
+    out_dir = Path(HydraConfig.get().runtime.output_dir)
+    result = run_bench(spec, out_dir, wandb=to_dict(cfg.wandb), progress=cfg.progress)
+    print(result.table)
+    for name, path in result.files.items():
+        print(f"{name}: {path}")
+    if cfg.wandb.mode != "disabled":
+        print(f"wandb ({cfg.wandb.mode}): " + ("logged" if result.wandb_logged else "failed"))
+
+
+def main() -> None:
+    run_app(task, "bench", spec_from_config)
+
+
+if __name__ == "__main__":
+    main()
