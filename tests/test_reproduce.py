@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.wandb_records import run_contents
+
 
 def reproduce(*args: str, root: Path, timeout: int = 600) -> subprocess.CompletedProcess:
     env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
@@ -41,6 +43,13 @@ def test_all_experiments_smoke_write_their_reports(tmp_path):
         assert finetune.count(f"| {route} |") == 2  # one row per arch
     assert (reports / "finetune" / "loss_vs_position.png").stat().st_size > 0
     assert (reports / "finetune" / "passkey_inattn_finetuned.png").stat().st_size > 0
+
+    for experiment in ("vram", "equal_vram", "finetune"):  # one W&B summary run each
+        runs = [run_contents(r) for r in (reports / experiment).glob("wandb/offline-run-*")]
+        (summary,) = [r for r in runs if r["run"].run_group == experiment]
+        logged = summary["history"][0]
+        assert any(k.endswith("/_type") and logged[k] == "table-file" for k in logged)
+        assert any(k.endswith("/_type") and logged[k] == "image-file" for k in logged)
 
 
 def test_plan_prints_without_training(tmp_path):

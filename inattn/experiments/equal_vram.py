@@ -233,7 +233,13 @@ def write(pl: dict[str, Any], runs: list[dict], out: Path, started: float) -> Pa
             "![loss vs params](loss_vs_params.png)\n\n![loss vs memory](loss_vs_memory.png)",
         ]
     )
-    return write_report(out / "report.md", "Equal memory: InAttention vs dense", body, started)
+    return write_report(
+        out / "report.md",
+        "Equal memory: InAttention vs dense",
+        body,
+        started,
+        tables={"chosen": chosen_rows, "grid": grid},
+    )
 
 
 def verdict(ina: dict, dense: dict, label: str) -> str:

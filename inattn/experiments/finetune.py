@@ -231,7 +231,13 @@ def write(cfg: DictConfig, results: list[dict], out: Path, started: float) -> Pa
             "(InAttention: the `state` cache; dense: the K/V cache).",
         ]
     )
-    return write_report(out / "report.md", "Fine-tuning to a longer context", body, started)
+    return write_report(
+        out / "report.md",
+        "Fine-tuning to a longer context",
+        body,
+        started,
+        tables={"results": rows},
+    )
 
 
 def plot_position_losses(summary: dict, p: DictConfig, path: Path) -> None:

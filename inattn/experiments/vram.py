@@ -141,4 +141,10 @@ def write(results: dict, out: Path, started: float) -> Path:
             "noted).",
         ]
     )
-    return write_report(out / "report.md", "Memory vs context", body, started)
+    return write_report(
+        out / "report.md",
+        "Memory vs context",
+        body,
+        started,
+        tables={"exponents": table, "peaks": peaks},
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import platform
 import shlex
@@ -12,6 +13,8 @@ from pathlib import Path
 import torch
 
 from inattn.run_info import git_revision
+
+log = logging.getLogger(__name__)
 
 
 def command_line() -> str:
@@ -27,7 +30,49 @@ def machine() -> str:
     )
 
 
-def write_report(path: Path, title: str, body: str, started: float) -> Path:
+def log_summary_run(out: Path, tables: dict[str, list[dict]], mode: str = "offline") -> bool:
+    """One W&B run per experiment report (group = the experiment): its tables and plots.
+
+    Offline unless `mode` (or WANDB_MODE) says otherwise; a W&B failure only warns.
+    """
+    if os.environ.get("WANDB_MODE", mode) == "disabled":
+        return False
+    os.environ.setdefault("WANDB_SILENT", "true")
+    try:
+        import wandb
+
+        run = wandb.init(
+            project="inattn",
+            group=out.name,
+            name=f"{out.parent.name}-{out.name}-summary",
+            job_type="report",
+            dir=str(out),
+            mode=os.environ.get("WANDB_MODE", mode),
+            settings=wandb.Settings(init_timeout=60.0),
+        )
+        payload = {
+            name: wandb.Table(
+                columns=list(rows[0]), data=[[str(v) for v in r.values()] for r in rows]
+            )
+            for name, rows in tables.items()
+            if rows
+        }
+        payload |= {png.stem: wandb.Image(str(png)) for png in sorted(out.glob("*.png"))}
+        run.log(payload)
+        run.finish()
+    except Exception as err:  # W&B must never cost the report
+        log.warning("W&B summary run failed (%s); the report is on disk", err)
+        return False
+    return True
+
+
+def write_report(
+    path: Path,
+    title: str,
+    body: str,
+    started: float,
+    tables: dict[str, list[dict]] | None = None,
+) -> Path:
     """report.md: the findings first, then the exact command, revision, machine and wall time."""
     path.parent.mkdir(parents=True, exist_ok=True)
     minutes = (time.perf_counter() - started) / 60
@@ -38,4 +83,6 @@ def write_report(path: Path, title: str, body: str, started: float) -> Path:
         f"- date: {time.strftime('%Y-%m-%d %H:%M %Z')}\n"
     )
     path.write_text(text)
+    if tables:
+        log_summary_run(path.parent, tables)
     return path
