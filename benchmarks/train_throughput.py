@@ -15,8 +15,9 @@ rounds. The ratios at the end are ratios of those medians, with the median of th
     python benchmarks/train_throughput.py --out benchmarks/results/train_throughput.txt
 
 Defaults per shape (used unless --rounds/--steps are given): tiny 7 rounds x 3 steps, gpt2-small
-3 rounds x 1 step (one gpt2-small step takes tens of seconds on 2 cores), one warm-up step per
-model. The default run takes about 8 minutes on 2 cores.
+5 rounds x 1 step, one warm-up step per model. One gpt2-small step takes 10-25 s on 2 cores (more
+when the machine is busy), so the default run takes about 4 minutes on a quiet machine and about
+8 on a busy one; the three gpt2-small models with their AdamW states peak at about 10 GB of memory.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import gc
+import os
 import shlex
 import statistics
 import subprocess
@@ -64,7 +66,7 @@ class Shape:
 
 SHAPES = {
     "tiny": Shape(4, 4, 128, 4096, 256, 16, rounds=7, steps=3),
-    "gpt2-small": Shape(12, 12, 768, 50257, 512, 4, rounds=3, steps=1),
+    "gpt2-small": Shape(12, 12, 768, 50257, 512, 4, rounds=5, steps=1),
 }
 
 Logits = Callable[[torch.Tensor], torch.Tensor]
@@ -214,7 +216,7 @@ def measure(
 # ----------------------------------------------------------------------------- report
 
 
-def header(argv: list[str]) -> str:
+def header(argv: list[str], load: tuple[float, float], seconds: float) -> str:
     import transformers
 
     rev = subprocess.run(
@@ -236,6 +238,9 @@ def header(argv: list[str]) -> str:
             f"transformers:  {transformers.__version__}",
             f"threads:       {torch.get_num_threads()}  (CPU, fp32)",
             f"command:       python benchmarks/train_throughput.py {shlex.join(argv)}".rstrip(),
+            f"wall time:     {seconds / 60:.1f} min",
+            f"load average:  {load[0]:.2f} at start, {load[1]:.2f} at end (1 min, {os.cpu_count()} "
+            "cores; a load above the thread count means other work shared the cores)",
         ]
     )
 
@@ -247,6 +252,15 @@ def shape_line(name: str, shape: Shape, rounds: int, steps: int, warmup: int, di
         f"{rounds} rounds x {steps} steps, {warmup} warm-up; "
         f"GPT-2 vs dense max |logit diff| on equal weights {diff:.1e}"
     )
+
+
+def rounds_listing(results: dict[str, tuple[dict[str, int], dict[str, list[float]]]]) -> str:
+    """Every round's tokens/s, so the spread behind each median can be read."""
+    lines = ["tokens/s per round:"]
+    for shape, (_, rates) in results.items():
+        for name in MODELS:
+            lines.append(f"  {name:<8} {shape:<11} " + " ".join(f"{r:,.0f}" for r in rates[name]))
+    return "\n".join(lines)
 
 
 def table(results: dict[str, tuple[dict[str, int], dict[str, list[float]]]]) -> str:
@@ -304,6 +318,7 @@ def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
+    load_start, start = os.getloadavg()[0], time.perf_counter()
     results, notes = {}, []
     for name in args.shapes:
         shape = SHAPES[name]
@@ -312,7 +327,9 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{name}: {rounds} rounds x {steps} steps", file=sys.stderr, flush=True)
         results[name] = measure(shape, rounds, steps, args.warmup)
         notes.append(shape_line(name, shape, rounds, steps, args.warmup, diff))
-    report = "\n\n".join([header(argv), "\n".join(notes), table(results), ratios(results)]) + "\n"
+    head = header(argv, (load_start, os.getloadavg()[0]), time.perf_counter() - start)
+    parts = [head, "\n".join(notes), rounds_listing(results), table(results), ratios(results)]
+    report = "\n\n".join(parts) + "\n"
     print(report, end="")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
