@@ -39,6 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from inattn.bench.runners import copy_into_hf
 from inattn.model import GPT, GPTConfig
 
 REPO = Path(__file__).resolve().parent.parent
@@ -120,32 +121,12 @@ def hf_logits(model: nn.Module) -> Logits:
 
 
 @torch.no_grad()
-def copy_dense_into_hf(ours: GPT, hf: nn.Module) -> None:
-    """Load our weights into the GPT-2 (its Conv1D stores W transposed) so both are one function."""
-    t = hf.transformer
-    t.wte.weight.copy_(ours.tok_emb.weight)
-    t.wpe.weight.copy_(ours.pos_emb.weight)
-    t.ln_f.load_state_dict(ours.ln_f.state_dict())
-    for ob, hb in zip(ours.blocks, t.h, strict=True):
-        hb.ln_1.load_state_dict(ob.ln1.state_dict())
-        hb.ln_2.load_state_dict(ob.ln2.state_dict())
-        for o, h in (
-            (ob.attn.qkv, hb.attn.c_attn),
-            (ob.attn.proj, hb.attn.c_proj),
-            (ob.mlp.fc, hb.mlp.c_fc),
-            (ob.mlp.proj, hb.mlp.c_proj),
-        ):
-            h.weight.copy_(o.weight.T)
-            h.bias.copy_(o.bias)
-
-
-@torch.no_grad()
 def check_same_function(shape: Shape) -> float:
     """Max |logit difference| between our dense GPT and GPT-2 holding the same weights."""
     ours, hf = build_ours(shape, "dense").eval(), build_hf(shape).eval()
     if ours.num_params() != sum(p.numel() for p in hf.parameters()):
         raise RuntimeError("our dense GPT and GPT-2 differ in parameter count")
-    copy_dense_into_hf(ours, hf)
+    copy_into_hf(ours, hf)
     idx = torch.randint(0, shape.vocab, (1, min(64, shape.context)))
     diff = (ours(idx) - hf_logits(hf)(idx)).abs().max().item()
     if diff > 1e-4:
