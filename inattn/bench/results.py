@@ -27,9 +27,7 @@ def write_csv(rows: Sequence[Row], path: Path) -> Path:
     return path
 
 
-def write_json(
-    rows: Sequence[Row], fits: Sequence[Fit], meta: dict[str, Any], path: Path
-) -> Path:
+def write_json(rows: Sequence[Row], fits: Sequence[Fit], meta: dict[str, Any], path: Path) -> Path:
     data = {
         **meta,
         "rows": [r.to_dict() for r in rows],
@@ -82,8 +80,10 @@ def table_text(rows: Sequence[Row], fits: Sequence[Fit] = ()) -> str:
             line += [_mib(r.cuda_peak_bytes)] if cuda else []
             body.append([*line, r.note])
     widths = [max(len(str(x)) for x in col) for col in zip(head, *body, strict=True)]
-    lines = ["  ".join(str(x).rjust(w) for x, w in zip(line, widths, strict=True)).rstrip()
-             for line in [head, *body]]
+    lines = [
+        "  ".join(str(x).rjust(w) for x, w in zip(line, widths, strict=True)).rstrip()
+        for line in [head, *body]
+    ]
     lines.insert(1, "-" * len(lines[0]))
     if fits:
         lines += ["", "fitted exponents of (peak - weights) vs T:"]
@@ -126,9 +126,7 @@ def log_wandb(
             config=config,
             settings=wandb.Settings(init_timeout=float(wandb_cfg.get("init_timeout", 60))),
         )
-        table = wandb.Table(
-            columns=COLUMNS, data=[[r.to_dict()[c] for c in COLUMNS] for r in rows]
-        )
+        table = wandb.Table(columns=COLUMNS, data=[[r.to_dict()[c] for c in COLUMNS] for r in rows])
         payload: dict[str, Any] = {"results": table}
         payload |= {key: wandb.Image(str(path)) for key, path in images.items()}
         run.log(payload)

@@ -52,8 +52,9 @@ def spec_from_config(cfg: DictConfig) -> BenchSpec:
         if not OmegaConf.is_list(cfg[key]):
             raise ConfigError(key, f"{key} must be a list such as [a,b], got {cfg[key]!r}")
     threads = cfg.get("threads")
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
-                                or threads < 1):
+    if threads is not None and (
+        isinstance(threads, bool) or not isinstance(threads, int) or threads < 1
+    ):
         raise ConfigError("threads", f"threads must be a positive integer or null, got {threads!r}")
     if cfg.wandb.mode not in WANDB_MODES:
         raise ConfigError("wandb.mode", f"choose one of {WANDB_MODES}, got {cfg.wandb.mode!r}")
