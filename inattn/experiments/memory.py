@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import torch
 
+from inattn.bench.measure import memory_point
 from inattn.errors import ConfigError
-from inattn.inference.modes import prefill
-from inattn.memory import fake_module, fake_tokens, measure_peak
+from inattn.inference.common import DEFAULT_CHUNK
+from inattn.memory import fake_module
 from inattn.model import GPT, GPTConfig
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -17,8 +18,4 @@ def inference_peak(cfg: GPTConfig, T: int, mode: str, dtype: str = "fp32") -> in
     if dtype not in DTYPES:
         raise ConfigError("dtype", f"unknown dtype {dtype!r}; choose one of {tuple(DTYPES)}")
     model = fake_module(lambda: GPT(cfg), dtype=DTYPES[dtype])
-    idx = fake_tokens(1, T, cfg.vocab_size, like=model)
-    report = measure_peak(
-        lambda: prefill(model, idx, mode), module=model, inputs=idx, device="meta"
-    )
-    return report.peak_bytes
+    return memory_point(model, T, mode, "meta", DEFAULT_CHUNK).peak_bytes
