@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any
+
+import torch
 
 METRICS_FILE = "metrics.json"
 
@@ -56,3 +59,11 @@ def read_metrics(run_dir: Path) -> dict[str, Any] | None:
         return json.loads(path.read_text())
     except json.JSONDecodeError:
         return None
+
+
+def machine() -> str:
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else "no GPU"
+    return (
+        f"{platform.platform()}, {os.cpu_count()} CPUs ({torch.get_num_threads()} torch threads), "
+        f"{device}, Python {platform.python_version()}, torch {torch.__version__}"
+    )

@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 import datetime
-import platform
 import shlex
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from inattn.bench.fit import Fit, memory_fits
 from inattn.bench.grid import Row, run_grid
 from inattn.bench.plots import plot_memory, plot_speed
 from inattn.bench.results import log_wandb, table_text, write_csv, write_json
 from inattn.bench.spec import BenchSpec
-from inattn.run_info import git_revision
+from inattn.run_info import git_revision, machine
 
 MEMORY_PNG = "memory_vs_context.png"
 SPEED_PNG = "speed_vs_context.png"
@@ -33,14 +30,6 @@ class BenchResult:
     @property
     def table(self) -> str:
         return table_text(self.rows, self.fits)
-
-
-def machine() -> str:
-    device = torch.cuda.get_device_name() if torch.cuda.is_available() else "no GPU"
-    return (
-        f"{platform.platform()}, {torch.get_num_threads()} torch threads, {device}, "
-        f"torch {torch.__version__}"
-    )
 
 
 def run_info(spec: BenchSpec, command: str | None = None) -> dict[str, Any]:

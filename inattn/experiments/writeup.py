@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import logging
 import os
-import platform
 import shlex
 import sys
 import time
 from pathlib import Path
 
-import torch
-
-from inattn.run_info import git_revision
+from inattn.run_info import git_revision, machine
 
 log = logging.getLogger(__name__)
 
@@ -20,14 +17,6 @@ log = logging.getLogger(__name__)
 def command_line() -> str:
     """The command as the user typed it (console-script name, then the overrides)."""
     return shlex.join(["inattn-reproduce", *sys.argv[1:]])
-
-
-def machine() -> str:
-    device = torch.cuda.get_device_name() if torch.cuda.is_available() else "no GPU"
-    return (
-        f"{platform.platform()}, {os.cpu_count()} CPUs ({torch.get_num_threads()} torch threads), "
-        f"{device}, Python {platform.python_version()}, torch {torch.__version__}"
-    )
 
 
 def log_summary_run(out: Path, tables: dict[str, list[dict]], mode: str = "offline") -> bool:
