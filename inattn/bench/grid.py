@@ -193,7 +193,11 @@ def run_speed(spec: BenchSpec, progress: bool = True) -> list[Row]:
 
 
 def speed_at(spec: BenchSpec, models: Models, T: int, warm: bool, bar: tqdm) -> list[Row]:
-    """Every mode at one context length: warm-up, interleaved prefill rounds, decode rounds."""
+    """Every mode at one context length: warm-up, interleaved prefill rounds, decode rounds.
+
+    Past `spec.ttft_max_context` the prefill is not timed: each mode decodes from a cache filled
+    with random keys and values (`Runner.filled_cache`), which costs the same per step.
+    """
     rows = {key: base_row(spec, models, key, T) for key in spec.modes}
     keys = []
     for key in spec.modes:
@@ -205,41 +209,54 @@ def speed_at(spec: BenchSpec, models: Models, T: int, warm: bool, bar: tqdm) -> 
     vocab = spec.gpt_config(models.size, "dense").vocab_size
     idx = random_tokens(vocab, T, torch.device(spec.device), spec.seed)
     capacity = T + spec.decode_steps
+    timed = spec.ttft_max_context is None or T <= spec.ttft_max_context
 
-    for key in keys:  # warm-up: first-call costs (allocator, kernels) are not inference time
-        for _ in range(0 if warm else spec.warmup):
-            runners[key].prefill(idx, capacity)
-        bar.update(spec.warmup)
-
+    # (first token to decode, cache) per mode
+    outputs: dict[str, tuple[torch.Tensor, Any]] = {}
     ttft: dict[str, list[float]] = {k: [] for k in keys}
-    outputs: dict[str, Any] = {}
-    for r in range(spec.repeats):
-        for key in rotated(keys, r):
-            bar.set_postfix_str(f"{models.size} T={T} prefill {key}")
-            seconds, outputs[key] = time_prefill(runners[key], idx, capacity)
-            ttft[key].append(seconds)
-            bar.update()
+    if timed:
+        for key in keys:  # warm-up: first-call costs (allocator, kernels) are not inference time
+            for _ in range(0 if warm else spec.warmup):
+                runners[key].prefill(idx, capacity)
+            bar.update(spec.warmup)
+        for r in range(spec.repeats):
+            for key in rotated(keys, r):
+                bar.set_postfix_str(f"{models.size} T={T} prefill {key}")
+                seconds, (logits, cache) = time_prefill(runners[key], idx, capacity)
+                ttft[key].append(seconds)
+                outputs[key] = (logits.argmax(-1), cache)
+                bar.update()
+    else:
+        for key in keys:
+            bar.set_postfix_str(f"{models.size} T={T} filling {key}")
+            outputs[key] = (idx[:, -1], runners[key].filled_cache(T, capacity))
+            bar.update(spec.warmup + spec.repeats)
 
     decoded = [k for k in keys if spec.recompute_decode or split_key(k)[1] not in RECOMPUTE]
     rates: dict[str, list[float]] = {k: [] for k in decoded}
     for r in range(spec.repeats):
         for key in rotated(decoded, r):
             bar.set_postfix_str(f"{models.size} T={T} decode {key}")
-            logits, cache = outputs[key]
-            rates[key].append(
-                time_decode(runners[key], cache, T, logits.argmax(-1), spec.decode_steps)
-            )
+            first, cache = outputs[key]
+            rates[key].append(time_decode(runners[key], cache, T, first, spec.decode_steps))
             bar.update()
     bar.update(spec.repeats * (len(keys) - len(decoded)))
 
     for key in keys:
         row = rows[key]
         row.repeats, row.decode_steps = spec.repeats, spec.decode_steps
-        row.ttft_s, row.ttft_min_s, row.ttft_max_s = summary(ttft[key])
+        notes = []
+        if timed:
+            row.ttft_s, row.ttft_min_s, row.ttft_max_s = summary(ttft[key])
+        else:
+            notes.append(f"T > ttft_max_context={spec.ttft_max_context}: no prefill timed")
+            if key in rates:
+                notes.append("decoded from a cache of random keys/values")
         if key in rates:
             row.decode_tok_s, row.decode_min_tok_s, row.decode_max_tok_s = summary(rates[key])
         else:
-            row.note = "reruns the whole context per token: decode time ~ time to first token"
+            notes.append("reruns the whole context per token: decode time ~ time to first token")
+        row.note = "; ".join(notes)
     outputs.clear()
     return list(rows.values())
 

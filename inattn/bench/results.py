@@ -80,8 +80,11 @@ def table_text(rows: Sequence[Row], fits: Sequence[Fit] = ()) -> str:
             line += [_mib(r.cuda_peak_bytes)] if cuda else []
             body.append([*line, r.note])
     widths = [max(len(str(x)) for x in col) for col in zip(head, *body, strict=True)]
+    # numbers right-aligned, the note (last column) left-aligned
     lines = [
-        "  ".join(str(x).rjust(w) for x, w in zip(line, widths, strict=True)).rstrip()
+        "  ".join(
+            [*(str(x).rjust(w) for x, w in zip(line[:-1], widths, strict=False)), str(line[-1])]
+        ).rstrip()
         for line in [head, *body]
     ]
     lines.insert(1, "-" * len(lines[0]))

@@ -27,6 +27,25 @@ DEFAULT_KEYS = ("dense/naive", "dense/sdpa", "dense/kvcache", "inattn/state", "i
 SHAPE_FIELDS = ("n_layer", "n_head", "d_model")
 
 
+# integer fields: (name, smallest allowed, may be null)
+INT_FIELDS = (
+    ("repeats", 1, False),
+    ("decode_steps", 1, False),
+    ("warmup", 0, False),
+    ("chunk", 1, True),
+    ("ttft_max_context", 1, True),
+)
+
+
+def check_int(name: str, value: Any, minimum: int, nullable: bool) -> None:
+    """ConfigError naming `name` unless `value` is an int >= minimum (or None where allowed)."""
+    if value is None and nullable:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        what = f"an integer >= {minimum}" + (" or null" if nullable else "")
+        raise ConfigError(name, f"{name} must be {what}, got {value!r}")
+
+
 def split_key(key: str) -> tuple[str, str]:
     """`dense/naive` -> (`dense`, `naive`); the HF peer is (`hf`, `kvcache`)."""
     if key not in MODE_KEYS:
@@ -53,6 +72,9 @@ class BenchSpec:
     warmup: int = 1  # speed: untimed prefills per mode before the first timed round
     decode_steps: int = 8  # speed: tokens decoded per timed round
     recompute_decode: bool = False  # speed: also time decoding for modes that rerun the context
+    # speed: time the prefill only up to this context; longer ones decode from a cache of random
+    # keys/values of the right shape (a decode step costs the same whatever the numbers are)
+    ttft_max_context: int | None = None
     fit_tail: float = 0.5  # fraction of the largest contexts the memory exponent is fitted on
 
     def __post_init__(self) -> None:
@@ -105,20 +127,10 @@ class BenchSpec:
                 raise ConfigError(
                     "context_lengths", f"context lengths must be positive integers, got {T!r}"
                 )
-        for name in ("repeats", "decode_steps"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(name, f"{name} must be an integer >= 1, got {value!r}")
-        if isinstance(self.warmup, bool) or not isinstance(self.warmup, int) or self.warmup < 0:
-            raise ConfigError("warmup", f"warmup must be an integer >= 0, got {self.warmup!r}")
+        for name, minimum, nullable in INT_FIELDS:
+            check_int(name, getattr(self, name), minimum, nullable)
         if not 0.0 < self.fit_tail <= 1.0:
             raise ConfigError("fit_tail", f"fit_tail must be in (0, 1], got {self.fit_tail!r}")
-        if self.chunk is not None and (
-            isinstance(self.chunk, bool) or not isinstance(self.chunk, int) or self.chunk < 1
-        ):
-            raise ConfigError(
-                "chunk", f"chunk must be a positive integer or null, got {self.chunk!r}"
-            )
         for size in self.sizes:  # GPTConfig's own checks (divisibility, positions) for every pair
             for arch in {split_key(k)[0] for k in self.modes} - {"hf"}:
                 self.gpt_config(size, arch)

@@ -16,7 +16,7 @@ from inattn.cli.app import run_app
 from inattn.config import CONF_DIR, to_dict
 from inattn.errors import ConfigError
 
-SPEED_KEYS = ("repeats", "warmup", "decode_steps", "recompute_decode")
+SPEED_KEYS = ("repeats", "warmup", "decode_steps", "recompute_decode", "ttft_max_context")
 SHAPE_KEYS = ("n_layer", "n_head", "d_model")
 WANDB_MODES = ("offline", "online", "disabled")
 
