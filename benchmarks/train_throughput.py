@@ -23,12 +23,10 @@ when the machine is busy), so the default run takes about 4 minutes on a quiet m
 from __future__ import annotations
 
 import argparse
-import datetime
 import gc
 import os
 import shlex
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -41,6 +39,7 @@ from torch import nn
 
 from inattn.bench.runners import copy_into_hf
 from inattn.model import GPT, GPTConfig
+from inattn.run_info import benchmark_header
 
 REPO = Path(__file__).resolve().parent.parent
 HF = "hf-gpt2"
@@ -200,29 +199,13 @@ def measure(
 def header(argv: list[str], load: tuple[float, float], seconds: float) -> str:
     import transformers
 
-    rev = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
-    ).stdout.strip()
-    model_dirty = subprocess.run(
-        ["git", "status", "--porcelain", "inattn/model.py"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
-    rev += " (inattn/model.py has uncommitted changes)" if model_dirty else ""
-    return "\n".join(
-        [
-            "Training throughput: dense and InAttention GPT vs Hugging Face GPT2LMHeadModel (sdpa)",
-            f"date:          {datetime.datetime.now().astimezone().isoformat(timespec='seconds')}",
-            f"git revision:  {rev}",
-            f"torch:         {torch.__version__}",
-            f"transformers:  {transformers.__version__}",
-            f"threads:       {torch.get_num_threads()}  (CPU, fp32)",
-            f"command:       python benchmarks/train_throughput.py {shlex.join(argv)}".rstrip(),
-            f"wall time:     {seconds / 60:.1f} min",
-            f"load average:  {load[0]:.2f} at start, {load[1]:.2f} at end (1 min, {os.cpu_count()} "
-            "cores; a load above the thread count means other work shared the cores)",
-        ]
+    return benchmark_header(
+        "Training throughput: dense and InAttention GPT vs Hugging Face GPT2LMHeadModel (sdpa)",
+        f"python benchmarks/train_throughput.py {shlex.join(argv)}".rstrip(),
+        load,
+        seconds,
+        transformers=transformers.__version__,
+        precision="fp32 on CPU",
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import platform
@@ -67,3 +68,25 @@ def machine() -> str:
         f"{platform.platform()}, {os.cpu_count()} CPUs ({torch.get_num_threads()} torch threads), "
         f"{device}, Python {platform.python_version()}, torch {torch.__version__}"
     )
+
+
+def benchmark_header(
+    title: str, command: str, load: tuple[float, float], seconds: float, **extra: str
+) -> str:
+    """The lines that open a benchmark report: when, what code, what machine, how loaded.
+
+    load: the 1-minute load average at start and end; above the thread count, other work shared
+    the cores while the benchmark ran.
+    """
+    fields = {
+        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "git revision": git_revision(),
+        "machine": machine(),
+        **{k.replace("_", " "): v for k, v in extra.items()},
+        "command": command,
+        "wall time": f"{seconds / 60:.1f} min",
+        "load average": f"{load[0]:.2f} at start, {load[1]:.2f} at end (1 min, "
+        f"{os.cpu_count()} cores; above the thread count, other work shared the cores)",
+    }
+    width = max(len(k) for k in fields) + 2
+    return "\n".join([title, *(f"{k + ':':<{width}}{v}" for k, v in fields.items())])

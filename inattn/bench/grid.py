@@ -249,7 +249,7 @@ def speed_at(spec: BenchSpec, models: Models, T: int, warm: bool, bar: tqdm) -> 
         if timed:
             row.ttft_s, row.ttft_min_s, row.ttft_max_s = summary(ttft[key])
         else:
-            notes.append(f"T > ttft_max_context={spec.ttft_max_context}: no prefill timed")
+            notes.append(f"no prefill timed (ttft_max_context={spec.ttft_max_context})")
             if key in rates:
                 notes.append("decoded from a cache of random keys/values")
         if key in rates:

@@ -47,7 +47,7 @@ def _num(x: float | None, fmt: str) -> str:
 
 def table_text(rows: Sequence[Row], fits: Sequence[Fit] = ()) -> str:
     """The rows as an aligned text table (memory or speed columns, whichever were measured)."""
-    speed = any(r.ttft_s is not None for r in rows)
+    speed = any(r.ttft_s is not None or r.decode_tok_s is not None for r in rows)
     cuda = any(r.cuda_peak_bytes is not None for r in rows)
     if speed:
         head = ["size", "mode", "T", "ttft s", "decode tok/s", "rounds", "note"]

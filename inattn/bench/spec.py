@@ -33,7 +33,7 @@ INT_FIELDS = (
     ("decode_steps", 1, False),
     ("warmup", 0, False),
     ("chunk", 1, True),
-    ("ttft_max_context", 1, True),
+    ("ttft_max_context", 0, True),
 )
 
 
