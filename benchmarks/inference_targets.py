@@ -184,6 +184,14 @@ def memory_checks(
             f"  {T:>9,}  {r.peak_bytes / MiB:>10,.1f}  {(weights + growth) / MiB:>10,.1f}  "
             f"{ratio:>10.4f}  {strict:>19.4f}"
         )
+    (Ta, ra), (Tb, rb) = sorted(state.items())[-2:]
+    per_token = (rb.activation_bytes - ra.activation_bytes) / (Tb - Ta)
+    lines += [
+        f"  growth per token between T={Ta:,} and T={Tb:,}: {per_token:,.1f} B "
+        f"(S: d*2 = {shape.d_model * elem_bytes:,} B; the context's int64 token ids: 8 B)",
+        "  (weights include the learned position table, sized for the longest T; the last column",
+        "  leaves them out)",
+    ]
     checks = [
         Check(
             "InAttention peak / (weights + T*d*2 + workspace), worst T",
