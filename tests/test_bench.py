@@ -399,6 +399,17 @@ SPEC_ERRORS = {
     "ttft_max_context": (dict(ttft_max_context=-1), "ttft_max_context"),
     "fit_tail zero": (dict(fit_tail=0.0), "fit_tail"),
     "fit_tail above one": (dict(fit_tail=1.5), "fit_tail"),
+    "fit_tail text": (dict(fit_tail="x"), "fit_tail"),
+    "negative memory_limit": (dict(memory_limit=-1), "memory_limit"),
+    "memory_limit text": (dict(memory_limit="lots"), "memory_limit"),
+    "GPT-2 peer with rope": (
+        dict(modes=[HF_KEY], measure="speed", model={"vocab_size": VOCAB, "position": "rope"}),
+        "modes",
+    ),
+    "GPT-2 peer untied": (
+        dict(modes=[HF_KEY], measure="speed", model={"vocab_size": VOCAB, "tie_weights": False}),
+        "modes",
+    ),
     "heads": (dict(sizes={"t": {**SHAPE, "n_head": 3}}), "d_model"),
     "inattn without positions": (dict(model={"vocab_size": VOCAB, "position": "none"}), "position"),
     "vocabulary": (dict(model={"vocab_size": 0}), "vocab_size"),
@@ -415,6 +426,7 @@ def test_spec_errors_name_the_field(name):
 
 def test_spec_accepts_nullable_fields_and_parses_limits():
     grid = spec(chunk=None, ttft_max_context=None, memory_limit=None, warmup=0)
+    assert spec(memory_limit="2MiB").memory_limit == 2 * 2**20  # the API takes sizes as text too
     assert grid.chunk is None and grid.gpt_config("t", "inattn").context_length == max(CONTEXTS)
     speed = spec(measure="speed", decode_steps=3)
     assert speed.gpt_config("t", "dense").context_length == max(CONTEXTS) + 3  # decode positions
@@ -424,12 +436,6 @@ def test_spec_accepts_nullable_fields_and_parses_limits():
         with pytest.raises(ConfigError) as err:
             parse_limit(bad)
         assert err.value.field == "memory_limit"
-
-
-@pytest.mark.xfail(strict=True, reason="the GPT-2 peer's needs are checked only when it is built")
-def test_hf_peer_needs_are_checked_by_the_spec():
-    with pytest.raises(ConfigError):
-        spec(modes=[HF_KEY], measure="speed", model={"vocab_size": VOCAB, "position": "rope"})
 
 
 # ----------------------------------------------------------------------------- CLI

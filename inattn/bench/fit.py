@@ -60,6 +60,7 @@ def memory_fits(rows: Sequence[Row], tail: float) -> list[Fit]:
     fits = []
     for (size, key), group in groups.items():
         group.sort(key=lambda r: r.context)
+        group = [r for r in group if r.context > 0 and r.activation_bytes > 0]  # as fit_exponent
         Ts = [r.context for r in group]
         ys = [r.activation_bytes for r in group]
         keep = max(2, math.ceil(len(Ts) * tail)) if len(Ts) >= 2 else 0

@@ -75,7 +75,8 @@ def plot_memory(rows: Sequence[Row], fits: Sequence[Fit], path: Path, title: str
         ax.set_xlabel("context length T (tokens)")
         ax.set_ylabel("MiB")
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=8)
+        if ax.lines:  # every point may have been skipped
+            ax.legend(fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

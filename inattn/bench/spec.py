@@ -129,11 +129,30 @@ class BenchSpec:
                 )
         for name, minimum, nullable in INT_FIELDS:
             check_int(name, getattr(self, name), minimum, nullable)
-        if not 0.0 < self.fit_tail <= 1.0:
+        if isinstance(self.memory_limit, str):
+            self.memory_limit = parse_limit(self.memory_limit)
+        check_int("memory_limit", self.memory_limit, 1, nullable=True)
+        if (
+            isinstance(self.fit_tail, bool)
+            or not isinstance(self.fit_tail, int | float)
+            or not 0.0 < self.fit_tail <= 1.0
+        ):
             raise ConfigError("fit_tail", f"fit_tail must be in (0, 1], got {self.fit_tail!r}")
+        if HF_KEY in self.modes:
+            self.check_hf_peer()
         for size in self.sizes:  # GPTConfig's own checks (divisibility, positions) for every pair
             for arch in {split_key(k)[0] for k in self.modes} - {"hf"}:
                 self.gpt_config(size, arch)
+
+    def check_hf_peer(self) -> None:
+        """The Hugging Face GPT-2 peer copies a dense model: GPT-2's own design only."""
+        cfg = self.gpt_config(next(iter(self.sizes)), "dense")
+        if cfg.position != "learned" or not cfg.tie_weights or not cfg.bias:
+            raise ConfigError(
+                "modes",
+                f"{HF_KEY} (GPT-2) needs position=learned, tie_weights and bias; got "
+                f"position={cfg.position}, tie_weights={cfg.tie_weights}, bias={cfg.bias}",
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
