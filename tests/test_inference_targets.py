@@ -42,7 +42,7 @@ def memory_rows(shape, extra_per_token: float) -> list[Row]:
                 peak_bytes=W + act,
                 activation_bytes=act,
                 state_bytes=T * d * 2,
-            )  # fmt: skip
+            )
         )
         rows.append(row("dense/kvcache", T, state_bytes=2 * L * T * d * 2))
     return rows
