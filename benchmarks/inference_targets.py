@@ -9,8 +9,9 @@ memory  gpt2-small shape, bf16, device=meta (fake tensors: shapes only, nothing 
           measured at the shortest T), at every T;
         - fitted slope of (peak - weights) against T in [0.95, 1.05]; dense naive >= 1.9;
         - at T = 32768: dense K/V state / InAttention state >= 21 (the floor is 2L = 24).
-ttft    gpt2-small shape, fp32, CPU, `--threads` threads, T = 1024, 2048, 4096: InAttention's
-        next-token logits (cache=state) against the dense full forward (sdpa), >= 100x at 4096.
+ttft    gpt2-small shape, fp32, CPU, `--threads` threads, T = 1024 ... 8192: InAttention's
+        next-token logits (cache=state) against the dense full forward (sdpa), >= 100x at 4096,
+        growing with T.
 decode  the same shape and precision, T = 1024, 4096, 16384: greedy decode tokens/s from a
         T-token cache, InAttention cache=kv >= 0.9x dense kvcache; Hugging Face GPT-2 with
         use_cache=True as the outside peer; InAttention cache=state reported with where it stands.
@@ -43,7 +44,7 @@ import torch
 
 from inattn.bench import BenchSpec, Fit, Row, run_bench
 from inattn.experiments.budget import human_bytes
-from inattn.run_info import benchmark_header
+from inattn.run_info import benchmark_header, git_revision
 
 PARTS = ("memory", "ttft", "decode")
 MiB = 2**20
@@ -69,7 +70,7 @@ SHAPES = {
         768,
         50257,
         memory_T=tuple(2**k for k in range(10, 21)),
-        ttft_T=(1024, 2048, 4096),
+        ttft_T=(1024, 2048, 4096, 8192),
         decode_T=(1024, 4096, 16384),
         ratio_T=32768,
         ttft_T_check=4096,
@@ -369,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
         args.out_dir = Path(tempfile.mkdtemp(prefix="inference_targets_"))
     command = f"python benchmarks/inference_targets.py {shlex.join(argv)}".rstrip()
     shape = SHAPES[args.shape]
-    load_start, start = os.getloadavg()[0], time.perf_counter()
+    revision, load_start, start = git_revision(), os.getloadavg()[0], time.perf_counter()
     sections = ["\n".join(run_part(part, shape, args, command)) for part in args.parts]
     head = benchmark_header(
         f"Inference targets: {args.shape} shape (n_layer={shape.n_layer} n_head={shape.n_head} "
@@ -377,6 +378,7 @@ def main(argv: list[str] | None = None) -> int:
         command,
         (load_start, os.getloadavg()[0]),
         time.perf_counter() - start,
+        revision,
         threads=f"{args.threads} torch threads for the timed parts",
         rounds=f"{args.rounds} interleaved rounds, {args.decode_steps} decode steps per round",
     )

@@ -39,7 +39,7 @@ from torch import nn
 
 from inattn.bench.runners import copy_into_hf
 from inattn.model import GPT, GPTConfig
-from inattn.run_info import benchmark_header
+from inattn.run_info import benchmark_header, git_revision
 
 REPO = Path(__file__).resolve().parent.parent
 HF = "hf-gpt2"
@@ -196,7 +196,7 @@ def measure(
 # ----------------------------------------------------------------------------- report
 
 
-def header(argv: list[str], load: tuple[float, float], seconds: float) -> str:
+def header(argv: list[str], load: tuple[float, float], seconds: float, revision: str) -> str:
     import transformers
 
     return benchmark_header(
@@ -204,6 +204,7 @@ def header(argv: list[str], load: tuple[float, float], seconds: float) -> str:
         f"python benchmarks/train_throughput.py {shlex.join(argv)}".rstrip(),
         load,
         seconds,
+        revision,
         transformers=transformers.__version__,
         precision="fp32 on CPU",
     )
@@ -282,7 +283,7 @@ def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
-    load_start, start = os.getloadavg()[0], time.perf_counter()
+    revision, load_start, start = git_revision(), os.getloadavg()[0], time.perf_counter()
     results, notes = {}, []
     for name in args.shapes:
         shape = SHAPES[name]
@@ -291,7 +292,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{name}: {rounds} rounds x {steps} steps", file=sys.stderr, flush=True)
         results[name] = measure(shape, rounds, steps, args.warmup)
         notes.append(shape_line(name, shape, rounds, steps, args.warmup, diff))
-    head = header(argv, (load_start, os.getloadavg()[0]), time.perf_counter() - start)
+    load = (load_start, os.getloadavg()[0])
+    head = header(argv, load, time.perf_counter() - start, revision)
     parts = [head, "\n".join(notes), rounds_listing(results), table(results), ratios(results)]
     report = "\n\n".join(parts) + "\n"
     print(report, end="")

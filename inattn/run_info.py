@@ -86,16 +86,22 @@ def machine() -> str:
 
 
 def benchmark_header(
-    title: str, command: str, load: tuple[float, float], seconds: float, **extra: str
+    title: str,
+    command: str,
+    load: tuple[float, float],
+    seconds: float,
+    revision: str | None = None,
+    **extra: str,
 ) -> str:
     """The lines that open a benchmark report: when, what code, what machine, how loaded.
 
     load: the 1-minute load average at start and end; above the thread count, other work shared
-    the cores while the benchmark ran.
+    the cores while the benchmark ran. revision: the code's commit, best taken at the start
+    (default: now).
     """
     fields = {
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "git revision": git_revision(),
+        "git revision": revision or git_revision(),
         "machine": machine(),
         **{k.replace("_", " "): v for k, v in extra.items()},
         "command": command,
