@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -10,11 +11,18 @@ import pytest
 from inattn.run_info import benchmark_header, write_atomic, write_json_atomic
 
 
+def current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def test_write_json_atomic_writes_whole_file(tmp_path: Path) -> None:
     path = tmp_path / "sub" / "m.json"
     write_json_atomic(path, {"b": 2, "a": 1})
     assert json.loads(path.read_text()) == {"a": 1, "b": 2}
     assert [p.name for p in path.parent.iterdir()] == ["m.json"]
+    assert path.stat().st_mode & 0o777 == 0o666 & ~current_umask()  # not mkstemp's 0600
 
 
 def test_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path: Path) -> None:

@@ -86,20 +86,21 @@ def plot_memory(rows: Sequence[Row], fits: Sequence[Fit], path: Path, title: str
 
 
 def plot_speed(rows: Sequence[Row], path: Path, title: str) -> Path:
-    """Left: time to first token (log-log); right: decode tokens/s (log-log)."""
-    ttft, decode = _series(rows, "ttft_s"), _series(rows, "decode_tok_s")
-    styles = _styles({**ttft, **decode})
-    sizes = {s for s, _ in ttft}
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 5.2))
-    for (size, key), (xs, ys) in ttft.items():
-        ax1.plot(xs, ys, label=_name(size, key, sizes), **styles[size, key])
-    for (size, key), (xs, ys) in decode.items():
-        ax2.plot(xs, ys, label=_name(size, key, sizes), **styles[size, key])
-    ax1.set_title("time to first token (prefill -> next-token logits), median")
-    ax1.set_ylabel("seconds")
-    ax2.set_title("decode speed, median")
-    ax2.set_ylabel("tokens / s")
-    for ax in (ax1, ax2):
+    """Time to first token and decode tokens/s against T (log-log), a panel for each measured."""
+    panels = [
+        ("ttft_s", "time to first token (prefill -> next-token logits), median", "seconds"),
+        ("decode_tok_s", "decode speed, median", "tokens / s"),
+    ]
+    series = {field: _series(rows, field) for field, _, _ in panels}
+    panels = [p for p in panels if series[p[0]]] or panels[:1]  # an empty grid: one empty panel
+    styles = _styles({k: v for field in series for k, v in series[field].items()})
+    sizes = {s for field in series for s, _ in series[field]}
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 5.2), squeeze=False)
+    for ax, (field, name, unit) in zip(axes[0], panels, strict=True):
+        for (size, key), (xs, ys) in series[field].items():
+            ax.plot(xs, ys, label=_name(size, key, sizes), **styles[size, key])
+        ax.set_title(name)
+        ax.set_ylabel(unit)
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
         ax.set_xlabel("context length T (tokens)")
