@@ -342,7 +342,9 @@ def run_part(part: str, shape: Shape, args: argparse.Namespace, command: str) ->
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+        description=__doc__.split("\n\n")[0],
+        epilog=__doc__.split("\n\n", 1)[1],  # what each part checks, and example commands
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--parts", default=",".join(PARTS), help=f"comma list of {list(PARTS)}")
     p.add_argument("--shape", default="gpt2-small", choices=list(SHAPES))
