@@ -22,7 +22,7 @@ Timed modes run interleaved, round by round, so a drifting machine load hits all
 medians over rounds are compared, and the most pessimistic pairing of extremes is shown beside.
 
     python benchmarks/inference_targets.py --out-dir experiments/bench \\
-        --out benchmarks/results/inference_targets.txt         # all three, ~25 min on 2 cores
+        --out benchmarks/results/inference_targets.txt         # all three, ~16 min on 2 cores
     python benchmarks/inference_targets.py --parts ttft,decode # the timed parts only
     python benchmarks/inference_targets.py --shape tiny        # every code path in seconds
 """
