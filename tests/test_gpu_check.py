@@ -2,30 +2,25 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
 
 from inattn.bench import BenchResult, Row
 from inattn.inference import modes_for
+from tests.benchmark_scripts import BENCHMARKS, benchmark_script
 
-SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "gpu_check.py"
+SCRIPT = BENCHMARKS / "gpu_check.py"
 MiB = 2**20
 
 
 @pytest.fixture(scope="module")
 def gc_mod():
-    spec = importlib.util.spec_from_file_location("gpu_check", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while building
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop(spec.name, None)
+    with benchmark_script("gpu_check") as module:
+        yield module
 
 
 def mem_row(key: str, T: int, peak: int, cuda: int | None, device: str = "cuda", **kw) -> Row:
