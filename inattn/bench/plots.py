@@ -70,19 +70,8 @@ def plot_memory(rows: Sequence[Row], fits: Sequence[Fit], path: Path, title: str
     ax1.set_title("peak memory, weights included")
     ax2.set_title("peak memory - weights" + fit_note, fontsize=10)
     for ax in (ax1, ax2):
-        ax.set_xscale("log", base=2)
-        ax.set_yscale("log")
-        ax.set_xlabel("context length T (tokens)")
-        ax.set_ylabel("MiB")
-        ax.grid(True, which="both", alpha=0.3)
-        if ax.lines:  # every point may have been skipped
-            ax.legend(fontsize=8)
-    fig.suptitle(title)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+        _log_log(ax, "MiB")
+    return _save(fig, title, path)
 
 
 def plot_speed(rows: Sequence[Row], path: Path, title: str) -> Path:
@@ -100,13 +89,22 @@ def plot_speed(rows: Sequence[Row], path: Path, title: str) -> Path:
         for (size, key), (xs, ys) in series[field].items():
             ax.plot(xs, ys, label=_name(size, key, sizes), **styles[size, key])
         ax.set_title(name)
-        ax.set_ylabel(unit)
-        ax.set_xscale("log", base=2)
-        ax.set_yscale("log")
-        ax.set_xlabel("context length T (tokens)")
-        ax.grid(True, which="both", alpha=0.3)
-        if ax.lines:
-            ax.legend(fontsize=8)
+        _log_log(ax, unit)
+    return _save(fig, title, path)
+
+
+def _log_log(ax: plt.Axes, unit: str) -> None:
+    """Log-log axes against context length, with a legend when anything was drawn."""
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("context length T (tokens)")
+    ax.set_ylabel(unit)
+    ax.grid(True, which="both", alpha=0.3)
+    if ax.lines:  # every point may have been skipped
+        ax.legend(fontsize=8)
+
+
+def _save(fig: plt.Figure, title: str, path: Path) -> Path:
     fig.suptitle(title)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
