@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from inattn.bench.runners import copy_into_hf
+from inattn.bench.runners import build_hf_gpt2
 from inattn.model import GPT, GPTConfig
 from inattn.run_info import benchmark_header, git_revision
 
@@ -91,29 +91,6 @@ def build_ours(shape: Shape, arch: str) -> GPT:
     return GPT(cfg)
 
 
-def build_hf(shape: Shape) -> nn.Module:
-    from transformers import GPT2Config, GPT2LMHeadModel
-
-    cfg = GPT2Config(
-        vocab_size=shape.vocab,
-        n_positions=shape.context,
-        n_embd=shape.d_model,
-        n_layer=shape.n_layer,
-        n_head=shape.n_head,
-        resid_pdrop=0.0,
-        embd_pdrop=0.0,
-        attn_pdrop=0.0,
-        bos_token_id=None,  # GPT-2's 50256 lies outside a small vocabulary
-        eos_token_id=None,
-        tie_word_embeddings=True,
-        attn_implementation="sdpa",
-    )
-    model = GPT2LMHeadModel(cfg)
-    if model.config._attn_implementation != "sdpa":
-        raise RuntimeError(f"GPT-2 attention is {model.config._attn_implementation!r}, not sdpa")
-    return model
-
-
 def hf_logits(model: nn.Module) -> Logits:
     # no K/V cache: a training loop has no use for one
     return lambda idx: model(input_ids=idx, use_cache=False).logits
@@ -122,10 +99,10 @@ def hf_logits(model: nn.Module) -> Logits:
 @torch.no_grad()
 def check_same_function(shape: Shape) -> float:
     """Max |logit difference| between our dense GPT and GPT-2 holding the same weights."""
-    ours, hf = build_ours(shape, "dense").eval(), build_hf(shape).eval()
+    ours = build_ours(shape, "dense").eval()
+    hf = build_hf_gpt2(ours)  # GPT-2 holding our weights
     if ours.num_params() != sum(p.numel() for p in hf.parameters()):
         raise RuntimeError("our dense GPT and GPT-2 differ in parameter count")
-    copy_into_hf(ours, hf)
     idx = torch.randint(0, shape.vocab, (1, min(64, shape.context)))
     diff = (ours(idx) - hf_logits(hf)(idx)).abs().max().item()
     if diff > 1e-4:
@@ -164,7 +141,7 @@ class Trainer:
 
 def build_trainers(shape: Shape) -> dict[str, Trainer]:
     torch.manual_seed(0)
-    hf = build_hf(shape)
+    hf = build_hf_gpt2(build_ours(shape, "dense"))  # the init does not change the step's cost
     trainers = {HF: Trainer(hf, hf_logits(hf))}
     for arch in ("dense", "inattn"):
         model = build_ours(shape, arch)

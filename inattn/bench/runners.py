@@ -149,6 +149,8 @@ def build_hf_gpt2(model: GPT) -> nn.Module:
         attn_implementation="sdpa",
     )
     hf = GPT2LMHeadModel(cfg)
+    if hf.config._attn_implementation != "sdpa":  # a silent fallback would compare other kernels
+        raise RuntimeError(f"GPT-2 attention is {hf.config._attn_implementation!r}, not sdpa")
     copy_into_hf(model, hf)
     weight = model.tok_emb.weight
     return hf.to(device=weight.device, dtype=weight.dtype).eval()
