@@ -31,11 +31,9 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import shlex
 import sys
 import tempfile
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,7 +42,7 @@ import torch
 
 from inattn.bench import BenchSpec, Fit, Row, run_bench
 from inattn.experiments.budget import human_bytes
-from inattn.run_info import benchmark_header, git_revision
+from inattn.run_info import BenchmarkRun
 
 PARTS = ("memory", "ttft", "decode")
 MiB = 2**20
@@ -372,25 +370,19 @@ def main(argv: list[str] | None = None) -> int:
         args.out_dir = Path(tempfile.mkdtemp(prefix="inference_targets_"))
     command = f"python benchmarks/inference_targets.py {shlex.join(argv)}".rstrip()
     shape = SHAPES[args.shape]
-    revision, load_start, start = git_revision(), os.getloadavg()[0], time.perf_counter()
+    run = BenchmarkRun()
     sections = ["\n".join(run_part(part, shape, args, command)) for part in args.parts]
-    head = benchmark_header(
+    head = run.header(
         f"Inference targets: {args.shape} shape (n_layer={shape.n_layer} n_head={shape.n_head} "
         f"d_model={shape.d_model} vocab={shape.vocab}), batch 1",
         command,
-        (load_start, os.getloadavg()[0]),
-        time.perf_counter() - start,
-        revision,
         threads=f"{args.threads} torch threads for the timed parts",
         rounds=f"{args.rounds} interleaved rounds, {args.decode_steps} decode steps per round",
     )
     report = "\n\n".join([head, *sections]) + "\n"
     summary = [ln for ln in report.splitlines() if ln.startswith(("  PASS", "  MISS"))]
     report += "\nsummary: " + f"{sum('PASS' in s for s in summary)}/{len(summary)} targets met\n"
-    print(report, end="")
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(report)
+    run.emit(report, args.out)
     return 0
 
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import os
 import shlex
 import statistics
 import sys
@@ -39,7 +38,7 @@ from torch import nn
 
 from inattn.bench.runners import build_hf_gpt2
 from inattn.model import GPT, GPTConfig
-from inattn.run_info import benchmark_header, git_revision
+from inattn.run_info import BenchmarkRun
 
 REPO = Path(__file__).resolve().parent.parent
 HF = "hf-gpt2"
@@ -173,20 +172,6 @@ def measure(
 # ----------------------------------------------------------------------------- report
 
 
-def header(argv: list[str], load: tuple[float, float], seconds: float, revision: str) -> str:
-    import transformers
-
-    return benchmark_header(
-        "Training throughput: dense and InAttention GPT vs Hugging Face GPT2LMHeadModel (sdpa)",
-        f"python benchmarks/train_throughput.py {shlex.join(argv)}".rstrip(),
-        load,
-        seconds,
-        revision,
-        transformers=transformers.__version__,
-        precision="fp32 on CPU",
-    )
-
-
 def shape_line(name: str, shape: Shape, rounds: int, steps: int, warmup: int, diff: float) -> str:
     return (
         f"{name}: n_layer={shape.n_layer} n_head={shape.n_head} d_model={shape.d_model} "
@@ -260,7 +245,7 @@ def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
-    revision, load_start, start = git_revision(), os.getloadavg()[0], time.perf_counter()
+    run = BenchmarkRun()
     results, notes = {}, []
     for name in args.shapes:
         shape = SHAPES[name]
@@ -269,14 +254,17 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{name}: {rounds} rounds x {steps} steps", file=sys.stderr, flush=True)
         results[name] = measure(shape, rounds, steps, args.warmup)
         notes.append(shape_line(name, shape, rounds, steps, args.warmup, diff))
-    load = (load_start, os.getloadavg()[0])
-    head = header(argv, load, time.perf_counter() - start, revision)
+    command = f"python benchmarks/train_throughput.py {shlex.join(argv)}".rstrip()
+    import transformers
+
+    head = run.header(
+        "Training throughput: dense and InAttention GPT vs Hugging Face GPT2LMHeadModel (sdpa)",
+        command,
+        transformers=transformers.__version__,
+        precision="fp32 on CPU",
+    )
     parts = [head, "\n".join(notes), rounds_listing(results), table(results), ratios(results)]
-    report = "\n\n".join(parts) + "\n"
-    print(report, end="")
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(report)
+    run.emit("\n\n".join(parts) + "\n", args.out)
 
 
 if __name__ == "__main__":

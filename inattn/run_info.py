@@ -8,7 +8,9 @@ import os
 import platform
 import subprocess
 import tempfile
+import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
@@ -118,3 +120,25 @@ def benchmark_header(
     }
     width = max(len(k) for k in fields) + 2
     return "\n".join([title, *(f"{k + ':':<{width}}{v}" for k, v in fields.items())])
+
+
+@dataclass
+class BenchmarkRun:
+    """A benchmark's start (the code's revision, the load, the clock) and its report's ending."""
+
+    revision: str = field(default_factory=git_revision)
+    load_start: float = field(default_factory=lambda: os.getloadavg()[0])
+    start: float = field(default_factory=time.perf_counter)
+
+    def header(self, title: str, command: str, **extra: str) -> str:
+        load = (self.load_start, os.getloadavg()[0])
+        seconds = time.perf_counter() - self.start
+        return benchmark_header(title, command, load, seconds, self.revision, **extra)
+
+    @staticmethod
+    def emit(report: str, out: Path | None) -> None:
+        """Print the report, and write it to `out` too when given."""
+        print(report, end="")
+        if out:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(report)
