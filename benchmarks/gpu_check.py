@@ -47,7 +47,7 @@ import torch
 
 from inattn.bench import HF_KEY, BenchSpec, Row, memory_fits, run_bench
 from inattn.bench.results import table_text
-from inattn.bench.runners import HFRunner, build_hf_gpt2
+from inattn.bench.runners import HFRunner, build_hf_gpt2, hf_available
 from inattn.inference import modes_for
 from inattn.memory import parse_dtype
 from inattn.model import GPT, GPTConfig
@@ -153,21 +153,13 @@ TINY = Plan(
 )
 
 
-def has_transformers() -> bool:
-    try:
-        import transformers  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def hf_peer_problem(device: str, dtype: str) -> str | None:
     """None when the Hugging Face peer runs here, else why it is left out.
 
     Probed on a tiny model first: a peer that breaks (say, a transformers version whose API
     moved) then costs its own rows, not every speed grid it would share with our modes.
     """
-    if not has_transformers():
+    if not hf_available():
         return "transformers is not installed"
     try:
         cfg = GPTConfig(

@@ -41,6 +41,7 @@ from pathlib import Path
 import torch
 
 from inattn.bench import BenchSpec, Fit, Row, run_bench
+from inattn.bench.runners import hf_available
 from inattn.experiments.budget import human_bytes
 from inattn.run_info import BenchmarkRun
 
@@ -128,7 +129,7 @@ def spec_of(shape: Shape, part: str, args: argparse.Namespace) -> BenchSpec:
         return BenchSpec(
             sizes, TTFT_MODES, list(shape.ttft_T), repeats=args.rounds, warmup=1, **timed
         )
-    modes = [m for m in DECODE_MODES if m != "hf/kvcache" or has_transformers()]
+    modes = [m for m in DECODE_MODES if m != "hf/kvcache" or hf_available()]
     return BenchSpec(
         sizes,
         modes,
@@ -138,14 +139,6 @@ def spec_of(shape: Shape, part: str, args: argparse.Namespace) -> BenchSpec:
         ttft_max_context=0,  # decode from filled caches: no prefill at all
         **timed,
     )
-
-
-def has_transformers() -> bool:
-    try:
-        import transformers  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 # ----------------------------------------------------------------------------- the checks

@@ -139,7 +139,7 @@ def test_hf_peer_probe(gc_mod, monkeypatch):
     assert (
         gc_mod.hf_peer_problem("cpu", "bf16") == "TypeError: GPT2Config got an unexpected keyword"
     )
-    monkeypatch.setattr(gc_mod, "has_transformers", lambda: False)
+    monkeypatch.setattr(gc_mod, "hf_available", lambda: False)
     assert gc_mod.hf_peer_problem("cpu", "bf16") == "transformers is not installed"
 
 
@@ -174,7 +174,7 @@ def test_tiny_cpu_run(gc_mod, tmp_path):
     na = [ln for ln in text.splitlines() if ln.endswith("n/a (no CUDA allocator on cpu)")]
     assert len(na) == 2 * (len(modes_for("dense")) + len(modes_for("inattn")))  # 2 contexts
     assert "ttft s" in text and "decode tok/s" in text and "inattn/state" in text
-    if gc_mod.has_transformers():
+    if gc_mod.hf_available():
         assert "hf/kvcache timed" in text
         assert len([ln for ln in text.splitlines() if "hf/kvcache  " in ln]) == 2  # 2 contexts
     assert "errors" not in text
@@ -200,7 +200,7 @@ def test_a_failing_grid_is_recorded_and_exits_1(gc_mod, tmp_path, monkeypatch, c
         return BenchResult(rows if spec.measure == "memory" else [], [])
 
     monkeypatch.setattr(gc_mod, "run_bench", fake_bench)
-    monkeypatch.setattr(gc_mod, "has_transformers", lambda: False)
+    monkeypatch.setattr(gc_mod, "hf_available", lambda: False)
     code = gc_mod.main(["--device", "cpu", "--tiny", "--out", str(tmp_path)])
     assert code == 1
     # the grids after the failing one still ran

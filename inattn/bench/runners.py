@@ -13,6 +13,7 @@ only embeds and normalises the tokens).
 
 from __future__ import annotations
 
+import importlib.util
 import inspect
 from typing import Any, Protocol
 
@@ -120,6 +121,11 @@ class HFRunner:
             for t in (layer.keys, layer.values)
             if t is not None
         )
+
+
+def hf_available() -> bool:
+    """Whether `transformers` (the `bench` extra) is installed, so the GPT-2 peer can run."""
+    return importlib.util.find_spec("transformers") is not None
 
 
 def build_hf_gpt2(model: GPT) -> nn.Module:
