@@ -72,14 +72,8 @@ def _build(folder: Path, data: dict[str, Any], tok_opts: dict[str, Any], parts: 
         corpus = corpora.load_corpus(data, Path(scratch))
         if len(corpus.train) == 0:
             raise DataError("data.source", "the training split has no documents")
-        given = tokenization.given_path(tok_opts)
+        tok = _make_tokenizer(tok_opts, corpus)
         eot = tok_opts["eot_token"]
-        if given is None:
-            tok = tokenization.train_bpe(
-                corpora.iter_texts(corpus.train), tok_opts["vocab_size"], eot
-            )
-        else:
-            tok = tokenization.load_tokenizer(given, eot)
         tok.save(str(folder / "tokenizer.json"))
         vocab, eot_id = tokenization.vocab_size(tok), tok.token_to_id(eot)
         dtype = packing.token_dtype(vocab)
@@ -107,6 +101,25 @@ def _build(folder: Path, data: dict[str, Any], tok_opts: dict[str, Any], parts: 
         "key_inputs": parts,
     }
     (folder / MARKER).write_text(json.dumps(meta, indent=1, default=str))
+
+
+def _make_tokenizer(opts: dict[str, Any], corpus: corpora.Corpus) -> tokenization.Tokenizer:
+    """The tokenizer the options ask for: given, trained (bpe), bytes, or the corpus's chars."""
+    eot = opts["eot_token"]
+    given = tokenization.given_path(opts)
+    if given is not None:
+        return tokenization.load_tokenizer(given, eot)
+    if opts["kind"] == "byte":
+        return tokenization.byte_tokenizer(eot)
+    if opts["kind"] == "char":
+        seen = tokenization.corpus_chars(
+            texts for ds in (corpus.train, corpus.val) for texts in corpora.iter_texts(ds)
+        )
+        if opts["chars"] is None:
+            return tokenization.char_tokenizer(seen, eot)
+        tokenization.check_covers(set(opts["chars"]), seen)
+        return tokenization.char_tokenizer(opts["chars"], eot)
+    return tokenization.train_bpe(corpora.iter_texts(corpus.train), opts["vocab_size"], eot)
 
 
 def _load(folder: Path, key: str, context_length: int, built: bool) -> PackedData:

@@ -32,9 +32,11 @@ DEFAULTS: dict[str, dict[str, Any]] = {
 TOKENIZER_DEFAULTS: dict[str, Any] = {
     "kind": "bpe",
     "vocab_size": 4096,
+    "chars": None,
     "path": None,
     "eot_token": "<|endoftext|>",
 }
+TOKENIZER_KINDS = ("bpe", "byte", "char")
 MIN_BPE_VOCAB = 257  # the 256 byte symbols plus the end-of-text token
 
 
@@ -91,11 +93,21 @@ def tokenizer_options(cfg: Mapping[str, Any] | DictConfig | None) -> dict[str, A
     given = plain(cfg)
     _check_keys(given, TOKENIZER_DEFAULTS, "tokenizer", "the tokenizer")
     opts = {**TOKENIZER_DEFAULTS, **given}
-    if opts["kind"] != "bpe":
-        raise ConfigError("tokenizer.kind", f"unknown kind {opts['kind']!r}; choose 'bpe'")
+    kind = opts["kind"]
+    if kind not in TOKENIZER_KINDS:
+        raise ConfigError(
+            "tokenizer.kind", f"unknown kind {kind!r}; choose one of {list(TOKENIZER_KINDS)}"
+        )
+    chars = opts["chars"]
+    if chars is not None and (kind != "char" or not isinstance(chars, str) or not chars):
+        raise ConfigError(
+            "tokenizer.chars", "a non-empty string of characters, and only with tokenizer=char"
+        )
     size = opts["vocab_size"]
-    if opts["path"] is None and (
-        isinstance(size, bool) or not isinstance(size, int) or size < MIN_BPE_VOCAB
+    if (
+        kind == "bpe"
+        and opts["path"] is None
+        and (isinstance(size, bool) or not isinstance(size, int) or size < MIN_BPE_VOCAB)
     ):
         raise ConfigError(
             "tokenizer.vocab_size", f"must be an integer >= {MIN_BPE_VOCAB}, got {size!r}"
