@@ -102,3 +102,13 @@ def threshold_verdict(value: float, low: float, high: float) -> str:
     if math.isnan(value):
         return INCONCLUSIVE
     return HELD if low <= value <= high else NOT_HELD
+
+
+def combine(words: Sequence[str]) -> str:
+    """One word for a claim tested at several points (budgets, sizes), declared in advance:
+    `held` if held at every point, `not held` if not held at any point, else `inconclusive`."""
+    if not words:
+        return INCONCLUSIVE
+    if NOT_HELD in words:
+        return NOT_HELD
+    return HELD if all(w == HELD for w in words) else INCONCLUSIVE

@@ -36,8 +36,8 @@ from inattn.cli import bench as bench_cli
 from inattn.cli.bench import spec_from_config
 from inattn.config import CONF_DIR
 from inattn.errors import ConfigError
-from inattn.experiments.budget import human_bytes
 from inattn.model import GPT
+from inattn.units import human_bytes
 from tests.test_resume_helpers import THREADS, cli_in_process, one_thread  # noqa: F401
 
 SHAPE = {"n_layer": 2, "n_head": 2, "d_model": 32}

@@ -66,3 +66,12 @@ def test_threshold_verdict():
     assert threshold_verdict(1.0, 0.98, 1.02) == HELD
     assert threshold_verdict(1.1, 0.98, 1.02) == NOT_HELD
     assert threshold_verdict(float("nan"), 0.98, 1.02) == INCONCLUSIVE
+
+
+def test_combine_rule():
+    from inattn.verdicts import combine
+
+    assert combine([HELD, HELD]) == HELD
+    assert combine([HELD, INCONCLUSIVE]) == INCONCLUSIVE
+    assert combine([HELD, NOT_HELD]) == NOT_HELD
+    assert combine([]) == INCONCLUSIVE

@@ -14,10 +14,10 @@ from typing import Any
 import torch
 
 from inattn.errors import ConfigError
-from inattn.experiments.budget import parse_budget
 from inattn.inference import modes_for
 from inattn.memory import check_device, parse_dtype
 from inattn.model import ARCHS, GPTConfig
+from inattn.units import parse_budget
 
 MEASURES = ("memory", "speed")
 HF_KEY = "hf/kvcache"

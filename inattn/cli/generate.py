@@ -191,8 +191,8 @@ def sample(cfg: DictConfig, model: Any, tokenizer: Any, mode: str, out: TextIO) 
 
 
 def summary(run: Run, cfg: DictConfig, model: Any, mode: str, device: str) -> str:
-    from inattn.experiments.budget import human_bytes
     from inattn.inference import cache_bytes_per_token, state_bytes
+    from inattn.units import human_bytes
 
     rate = run.tokens / run.seconds if run.seconds > 0 else float("inf")
     first = "" if run.first is None else f", first after {run.first:.3f} s"

@@ -17,8 +17,12 @@ examples:
   inattn-report outputs --by arch,size --metric val_loss --out reports/sizes
   inattn-report --wandb-group equal_vram --wandb-project inattn --out reports/equal_vram
 
-Every metrics.json below FOLDER is one run (an inattn-train run folder). Runs that have not
-finished, and unreadable metrics.json files, are left out and listed in report.md. Runs are
+An experiment folder (experiments/<preset>/<experiment>, with design.json and runs.csv) gets its
+own report rebuilt from those files alone:
+  inattn-report experiments/cpu/equal_vram
+
+Otherwise every metrics.json below FOLDER is one run (an inattn-train run folder). Runs that have
+not finished, and unreadable metrics.json files, are left out and listed in report.md. Runs are
 grouped by the --by fields; each row gives the number of runs (seeds), the mean and the sample
 standard deviation of --metric, and the parameter count.
 """
@@ -79,6 +83,23 @@ def fields(text: str) -> tuple[str, ...]:
     return keys
 
 
+def rebuild_experiment(folder: Path) -> Path:
+    """An experiment folder (design.json + runs.csv): its own report, rebuilt from those files."""
+    import importlib
+    import json
+
+    from inattn.errors import DataError
+
+    try:
+        name = json.loads((folder / "design.json").read_text())["experiment"]
+        module = importlib.import_module(f"inattn.experiments.{name}")
+    except (OSError, ValueError, KeyError, ModuleNotFoundError) as err:
+        raise DataError(
+            "folder", f"{folder / 'design.json'} is not an experiment design: {err}"
+        ) from None
+    return module.render(folder)
+
+
 def build(args: argparse.Namespace) -> str:
     """Write the report; returns the table."""
     from inattn import report  # matplotlib only once the command line is known good
@@ -127,7 +148,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.folder is None and not args.wandb_group:
         fail("folder: give a folder of runs (or --wandb-group NAME)")
     try:
-        build(args)
+        if args.folder is not None and (args.folder / "design.json").is_file():
+            print(f"wrote {rebuild_experiment(args.folder)} (rebuilt from the folder's files)")
+        else:
+            build(args)
     except UserError as err:
         fail(str(err))
 

@@ -20,12 +20,19 @@ def validate(cfg: DictConfig) -> None:
     if cfg.preset.finetune.T1 <= cfg.preset.finetune.T0:
         raise ConfigError("preset.finetune.T1", "T1 must be longer than T0")
     ft = cfg.preset.finetune
-    if max(ft.passkey.lengths) + 8 > ft.T1:  # room for the 5-digit answer
+    if ft.passkey.trials > 0 and max(ft.passkey.lengths) + 8 > ft.T1:  # room for the answer
         raise ConfigError(
             "preset.finetune.passkey.lengths", f"prompts must be under T1 - 8 = {ft.T1 - 8}"
         )
+    for distance in ft.probe.distances:
+        if not (ft.T0 < distance and distance + ft.probe.span <= ft.T1):
+            raise ConfigError(
+                "preset.finetune.probe.distances",
+                f"each distance must lie beyond T0 = {ft.T0} and leave room for the span "
+                f"within T1 = {ft.T1}, got {distance}",
+            )
     if cfg.budget is not None:
-        from inattn.experiments.budget import parse_budget
+        from inattn.units import parse_budget
 
         parse_budget(cfg.budget)
 

@@ -1,277 +1,630 @@
-"""Equal memory (spec, section 4.2): the biggest model of each variant that fits one budget.
+"""Equal memory (spec, section 4.2): at each budget, the largest model of each variant that fits.
 
-For a budget and a deployment context T, every size of the ladder is measured (inference memory
-for next-token logits at T, batch 1, weights included, on fake tensors) in each variant's mode:
-InAttention `state`, dense `kvcache` (dense's best) and dense `naive` (the paper's baseline).
-The largest size that fits is chosen per mode. Then the whole ladder is trained in both variants
-with several seeds (one sweep), which gives both the chosen pair and loss vs parameters.
+The design is declared in the preset before any training (`preset.equal_vram`) and copied into
+design.json and the report:
+
+    context_length      the deployment context: inference memory is counted there, and the
+                        losses compared are measured there too (on the same validation blocks)
+    budgets             a grid fixed in advance: each named dense size's own footprint at that
+                        context (or an explicit size such as 64MiB)
+    ladder              sizes measured in every variant; the largest that fits a budget is
+                        chosen. It must reach past every choice (checked before training)
+    variants            InAttention (state) and the dense K/V-cache family (dense, mqa, cla, ...)
+    seeds, steps        shared by every variant, so differences are paired by seed
+    flops_matched       the budget's dense model trained again for the FLOPs of the InAttention
+                        model it is compared with: "bigger model" told apart from "more compute"
+
+run -> rows (runs.csv, positions.csv) -> verdicts (pure) -> render (report.md, plots). `render`
+reads only the experiment folder, so `inattn-report <folder>` rebuilds the same report.
 """
 
 from __future__ import annotations
 
-import time
+import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib.pyplot as plt
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
-from inattn.config import CONF_DIR
+from inattn.compute import flops_per_token, training_flops
+from inattn.config import model_config
+from inattn.data.build import build_data
 from inattn.errors import ConfigError
-from inattn.experiments.budget import Candidate, Choice, parse_budget, pick_largest
+from inattn.experiments import record
+from inattn.experiments.budget import largest_fitting
+from inattn.experiments.evaluate import evaluate_at, fixed_blocks, log2_buckets
 from inattn.experiments.memory import inference_peak
-from inattn.experiments.sweep import run_sweep
-from inattn.experiments.writeup import write_report
-from inattn.model import GPT, GPTConfig
-from inattn.report import markdown_table, plot_metric_vs_params, summarise
+from inattn.experiments.sweep import compose_train, run_sweep
+from inattn.experiments.writeup import log_summary_run
+from inattn.model import GPT
+from inattn.pretrained import load_model
+from inattn.units import MiB, human_bytes, parse_budget
 
-MiB = 2**20
-# (label, arch, inference mode): the chosen models and the mode their memory is measured in
-ROUTES = [
-    ("InAttention (state)", "inattn", "state"),
-    ("dense (K/V cache)", "dense", "kvcache"),
-    ("dense (naive, paper baseline)", "dense", "naive"),
-]
+NAME = "equal_vram"
+REFERENCE = "dense"  # the variant whose footprints define the budget grid
+STATE_VARIANT = "inattn"
 
 
-def ladder_configs(sizes: list[str], vocab_size: int, context_length: int) -> dict[str, dict]:
-    """Shapes of the named sizes, read from conf/size/ so sizes are defined once."""
-    from omegaconf import OmegaConf
+def mode_of(variant: str) -> str:
+    """The inference mode a variant is deployed in: its least memory for next-token logits."""
+    return "state" if variant == STATE_VARIANT else "kvcache"
 
-    out = {}
-    for name in sizes:
-        node = OmegaConf.load(CONF_DIR / "size" / f"{name}.yaml")
-        out[name] = dict(
-            n_layer=node.n_layer,
-            n_head=node.n_head,
-            d_model=node.d_model,
-            vocab_size=vocab_size,
-            context_length=context_length,
-        )
+
+# ----------------------------------------------------------------------------- design
+
+
+def design_from(cfg: DictConfig) -> dict[str, Any]:
+    """The pre-registered design: the preset's section, with command-line overrides applied."""
+    p = OmegaConf.to_container(cfg.preset.equal_vram, resolve=True)
+    design = {k: v for k, v in p.items()}  # type: ignore[union-attr]
+    if cfg.budget is not None:
+        design["budgets"] = [cfg.budget]
+    if cfg.context_length is not None:
+        design["context_length"] = int(cfg.context_length)
+    if cfg.seeds is not None:
+        design["seeds"] = list(cfg.seeds)
+    design["train"] = list(cfg.preset.train)
+    check_design(design)
+    return design
+
+
+def check_design(d: Mapping[str, Any]) -> None:
+    for key in ("variants", "ladder", "budgets", "seeds"):
+        if not d.get(key):
+            raise ConfigError(f"preset.{NAME}.{key}", "give at least one")
+    for key in (STATE_VARIANT, REFERENCE):
+        if key not in d["variants"]:
+            raise ConfigError(f"preset.{NAME}.variants", f"must include {key!r}")
+    if len(d["seeds"]) < 2:
+        raise ConfigError(f"preset.{NAME}.seeds", "paired intervals need at least 2 seeds")
+
+
+def train_overrides(design: Mapping[str, Any], variant: str) -> list[str]:
+    """What every training job of a variant is given, besides its size, steps and seed."""
+    return [
+        *design["train"],
+        f"arch={variant}",
+        f"position={design['position']}",
+        f"context_length={design['train_context_length']}",
+        f"group={NAME}",
+    ]
+
+
+# ----------------------------------------------------------------------------- plan
+
+
+def plan(design: Mapping[str, Any], cache: str | Path) -> dict[str, Any]:
+    """Measure every (variant, size), fix the budgets, choose, and list the runs to train."""
+    T, train_T = design["context_length"], design["train_context_length"]
+    shapes: dict[str, dict[str, Any]] = {}
+    for variant in design["variants"]:
+        for size in design["ladder"]:
+            cfg = compose_train([*train_overrides(design, variant), f"size={size}"])
+            vocab = build_data(cfg.data, cfg.tokenizer, train_T, cache).vocab_size
+            model_cfg = model_config(cfg, vocab)
+            deployed = model_config(OmegaConf.merge(cfg, {"context_length": T}), vocab)
+            model = GPT(model_cfg)
+            shapes[f"{variant}/{size}"] = {
+                "variant": variant,
+                "size": size,
+                "arch": model_cfg.arch,
+                "params": model.num_params(),
+                "flops_per_token": flops_per_token(model, train_T),
+                "memory_bytes": inference_peak(deployed, T, mode_of(variant), design["dtype"]),
+                "mode": mode_of(variant),
+            }
+    budgets = budget_grid(design, shapes)
+    choices = choose(design, shapes, budgets)
+    return {
+        "tokens_per_step": int(cfg.batch_size) * train_T,
+        "shapes": shapes,
+        "budgets": budgets,
+        "choices": choices,
+        "runs": runs_to_train(design, shapes, choices),
+    }
+
+
+def budget_grid(design: Mapping[str, Any], shapes: Mapping[str, dict]) -> dict[str, int]:
+    """Budget name -> bytes: a ladder size names that dense size's own footprint."""
+    grid = {}
+    for b in design["budgets"]:
+        key = f"{REFERENCE}/{b}"
+        grid[str(b)] = shapes[key]["memory_bytes"] if key in shapes else parse_budget(b)
+    return grid
+
+
+def choose(
+    design: Mapping[str, Any], shapes: Mapping[str, dict], budgets: Mapping[str, int]
+) -> dict[str, dict[str, str | None]]:
+    """budget -> variant -> the largest size that fits; refuses a choice capped by the ladder."""
+    ladder = list(design["ladder"])
+    out: dict[str, dict[str, str | None]] = {}
+    for name, limit in budgets.items():
+        out[name] = {}
+        for variant in design["variants"]:
+            params = {s: shapes[f"{variant}/{s}"]["params"] for s in ladder}
+            memory = {s: shapes[f"{variant}/{s}"]["memory_bytes"] for s in ladder}
+            size = largest_fitting(ladder, params, memory, limit)
+            if size == ladder[-1]:
+                raise ConfigError(
+                    f"preset.{NAME}.ladder",
+                    f"{variant} at budget {name} chooses the largest size of the ladder "
+                    f"({size}): the ladder must reach past every choice; add a larger size",
+                )
+            out[name][variant] = size
+        if out[name][STATE_VARIANT] is None:
+            smallest = min(shapes[f"{STATE_VARIANT}/{s}"]["memory_bytes"] for s in ladder)
+            raise ConfigError(
+                "budget",
+                f"{human_bytes(limit)} fits no size for InAttention: the smallest needs "
+                f"{human_bytes(smallest)}",
+            )
     return out
 
 
-def plan(cfg: DictConfig) -> dict[str, Any]:
-    """Measure every size in every route and pick the largest that fits the budget."""
-    p = cfg.preset.equal_vram
-    budget = parse_budget(cfg.budget if cfg.budget is not None else p.budget)
-    T = int(cfg.context_length if cfg.context_length is not None else p.context_length)
-    vocab = _vocab_size(cfg)
-    shapes = ladder_configs(list(p.ladder), vocab, T)
-    train_T = int(p.train_context_length)  # parameters as trained (position table included)
-    params = {
-        size: GPT(GPTConfig(arch="dense", **{**s, "context_length": train_T})).num_params()
-        for size, s in shapes.items()
-    }
-    memory: dict[tuple[str, str], int] = {}
-    choices: dict[str, Choice] = {}
-    for label, arch, mode in ROUTES:
-        ladder = []
-        for size, shape in shapes.items():
-            gpt = GPTConfig(arch=arch, **shape)
-            ladder.append(Candidate(size, gpt, params[size]))
+def runs_to_train(
+    design: Mapping[str, Any], shapes: Mapping[str, dict], choices: Mapping[str, dict]
+) -> list[dict[str, Any]]:
+    """(route, variant, size, steps): every choice; InAttention at each budget's dense size too
+    (equal size); and the dense choice trained for the InAttention choice's FLOPs."""
+    steps = int(design["steps"])
+    wanted: dict[tuple, dict[str, Any]] = {}
 
-        def measured(c: Candidate, mode: str = mode) -> int:
-            key = (c.size, mode)
-            if key not in memory:
-                memory[key] = inference_peak(c.cfg, T, mode, p.dtype)
-            return memory[key]
-
-        try:
-            choices[label] = pick_largest(ladder, budget, measured, label)
-        except ConfigError:
-            if mode != "naive":  # the paper's baseline is reported beside, not required
-                raise
-            choices[label] = None
-    return {
-        "budget": budget,
-        "context_length": T,
-        "dtype": p.dtype,
-        "vocab_size": vocab,
-        "memory": memory,
-        "choices": choices,
-        "params": params,
-        "seeds": list(cfg.seeds or p.seeds),
-        "ladder": list(p.ladder),
-        "train_context_length": p.train_context_length,
-        "max_steps": p.max_steps,
-    }
-
-
-def _vocab_size(cfg: DictConfig) -> int:
-    for override in cfg.preset.train:
-        if str(override).startswith("tokenizer.vocab_size="):
-            return int(str(override).split("=", 1)[1])
-    return 4096
-
-
-def plan_text(pl: dict[str, Any]) -> str:
-    rows = [
-        [size, f"{pl['params'][size]:,}"]
-        + [f"{pl['memory'][(size, mode)] / MiB:.1f}" for _, _, mode in ROUTES]
-        for size in pl["ladder"]
-    ]
-    header = ["size", "params"] + [f"{label} MiB" for label, _, _ in ROUTES]
-    lines = [
-        f"Budget {pl['budget'] / MiB:.1f} MiB at context {pl['context_length']} "
-        f"({pl['dtype']}, batch 1, weights included; measured on fake tensors).",
-        "",
-        markdown_table([dict(zip(header, r, strict=True)) for r in rows], header),
-        "",
-        "Chosen (largest that fits):",
-    ]
-    for label, choice in pl["choices"].items():
-        if choice is None:
-            lines.append(f"- {label}: no size fits")
-            continue
-        lines.append(
-            f"- {label}: **{choice.size}** ({choice.params:,} params, "
-            f"{choice.memory_bytes / MiB:.1f} MiB)"
+    def add(route: str, variant: str, size: str, n_steps: int) -> None:
+        wanted.setdefault(
+            (route, variant, size, n_steps),
+            {"route": route, "variant": variant, "size": size, "steps": n_steps},
         )
-    lines.append(
-        f"\nTraining: sizes {pl['ladder']} x arch [dense, inattn] x seeds {pl['seeds']}, "
-        f"{pl['max_steps']} steps at context {pl['train_context_length']}."
-    )
-    return "\n".join(lines)
+
+    for picked in choices.values():
+        for variant, size in picked.items():
+            if size is not None:
+                add("ladder", variant, size, steps)
+        dense, ina = picked[REFERENCE], picked[STATE_VARIANT]
+        if dense is not None:
+            add("ladder", STATE_VARIANT, dense, steps)  # the equal-size pair
+        if design.get("flops_matched") and dense is not None and ina is not None:
+            ratio = (
+                shapes[f"{STATE_VARIANT}/{ina}"]["flops_per_token"]
+                / shapes[f"{REFERENCE}/{dense}"]["flops_per_token"]
+            )
+            if ratio > 1:
+                add("flops-matched", REFERENCE, dense, round(steps * ratio))
+    return sorted(wanted.values(), key=lambda r: (r["route"], r["variant"], r["steps"]))
+
+
+# ----------------------------------------------------------------------------- run
 
 
 def run(cfg: DictConfig, launcher: str | None) -> Path | None:
-    started = time.perf_counter()
-    pl = plan(cfg)
-    print(plan_text(pl), flush=True)
+    prov = record.provenance()
+    design = design_from(cfg)
+    out = Path(cfg.report_dir) / NAME
+    pl = plan(design, cfg.paths.cache)
+    print(plan_text(design, pl), flush=True)
     if cfg.dry_run:
+        from inattn.experiments.gpu_hours import print_estimate
+
+        print_estimate(design, pl, cfg.preset.get("gpu"))
         return None
-    runs = run_sweep(
-        Path(cfg.runs_dir) / "equal_vram",
-        {"arch": ["dense", "inattn"], "size": pl["ladder"], "seed": pl["seeds"]},
-        common=[
-            *cfg.preset.train,
-            f"context_length={pl['train_context_length']}",
-            f"trainer.max_steps={pl['max_steps']}",
-            "group=equal_vram",
-        ],
-        launcher=launcher,
-        root=Path(cfg.paths.root),
-    )
-    out = Path(cfg.report_dir) / "equal_vram"
-    return write(pl, runs, out, started)
-
-
-def write(pl: dict[str, Any], runs: list[dict], out: Path, started: float) -> Path:
     out.mkdir(parents=True, exist_ok=True)
-    grid = summarise(runs, by=("arch", "size"), metric="val_loss")
-    stats = {(r["arch"], r["size"]): r for r in grid}
-    for r in grid:
-        mode = "state" if r["arch"] == "inattn" else "kvcache"
-        r["memory_mib"] = pl["memory"].get((r["size"], mode), float("nan")) / MiB
-    plot_metric_vs_params(grid, out / "loss_vs_params.png", by=("arch", "size"))
-    plot_loss_vs_memory(grid, pl["budget"], out / "loss_vs_memory.png")
+    record.write_design(out, {"experiment": NAME, "design": design, "plan": pl, "provenance": prov})
+    runs_dir = Path(cfg.runs_dir) / NAME
+    metrics = []
+    for job in sweeps(pl["runs"]):
+        metrics += run_sweep(
+            runs_dir / f"{job['variant']}-{job['steps']}steps",
+            {"size": job["sizes"], "seed": design["seeds"]},
+            common=[*train_overrides(design, job["variant"]), f"trainer.max_steps={job['steps']}"],
+            launcher=launcher,
+            root=Path(cfg.paths.root),
+        )
+    rows, positions = evaluate_runs(design, pl, metrics, cfg.paths.cache)
+    record.write_rows(out / record.RUNS_FILE, rows, record.RUN_COLUMNS)
+    record.write_rows(out / record.POSITIONS_FILE, positions, record.POSITION_COLUMNS)
+    record.write_design(
+        out,
+        {"experiment": NAME, "design": design, "plan": pl, "provenance": record.finish(prov)},
+    )
+    report = render(out)
+    log_summary_run(out, {"runs": rows})
+    return report
 
-    chosen_rows, verdicts = [], []
-    for label, arch, _ in ROUTES:
-        choice = pl["choices"][label]
-        if choice is None:
-            chosen_rows.append(
-                {
-                    "route": label,
-                    "size": "none fits",
-                    "params": "",
-                    "memory MiB": "",
-                    "val loss": "",
-                }
-            )
-            continue
-        s = stats.get((arch, choice.size))
-        chosen_rows.append(
+
+def sweeps(runs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """One sweep per (variant, steps), over its sizes and all seeds."""
+    groups: dict[tuple[str, int], list[str]] = {}
+    for r in runs:
+        groups.setdefault((r["variant"], r["steps"]), []).append(r["size"])
+    return [{"variant": v, "steps": s, "sizes": sizes} for (v, s), sizes in groups.items()]
+
+
+def evaluate_runs(
+    design: Mapping[str, Any], pl: Mapping[str, Any], metrics: list[dict], cache: str | Path
+) -> tuple[list[dict], list[dict]]:
+    """One row per run: its cost, its memory at the deployment context, its loss measured there."""
+    T = design["context_length"]
+    blocks = None
+    rows, positions = [], []
+    for m in sorted(metrics, key=lambda m: (variant_of(m), m["params"], m["steps"], m["seed"])):
+        loaded = load_model(Path(m["run_dir"]) / "checkpoints" / "last.ckpt")
+        if blocks is None:  # every run shares the data, so one set of blocks serves all
+            data = build_data(*_data_opts(m["run_dir"]), T, cache)
+            blocks = fixed_blocks(data.val, int(design["eval_blocks"]))
+        scores, losses = evaluate_at(loaded.model, blocks)
+        shape = pl["shapes"][f"{variant_of(m)}/{m['size']}"]
+        route = "ladder" if m["steps"] == int(design["steps"]) else "flops-matched"
+        key = {"route": route, "variant": variant_of(m), "size": m["size"], "seed": m["seed"]}
+        rows.append(
             {
-                "route": label,
-                "size": choice.size,
-                "params": f"{choice.params:,}",
-                "memory MiB": f"{choice.memory_bytes / MiB:.1f}",
-                "val loss": "n/a"
-                if s is None
-                else f"{s['mean']:.4f} ± {s['std']:.4f} (n={s['n']})",
+                "experiment": NAME,
+                **key,
+                "arch": m["arch"],
+                "params": m["params"],
+                "tokens": m["tokens_seen"],
+                "flops": training_flops(loaded.model, m["context_length"], m["tokens_seen"]),
+                "train_context": m["context_length"],
+                "eval_context": T,
+                "memory_bytes": shape["memory_bytes"],
+                **scores,
+                "steps": m["steps"],
+                "train_val_loss": m["val_loss"],
+                "wall_seconds": m["wall_seconds"],
             }
         )
-    ina = stats.get(("inattn", pl["choices"][ROUTES[0][0]].size))
-    for label, arch, _ in ROUTES[1:]:
-        choice = pl["choices"][label]
-        dense = stats.get((arch, choice.size)) if choice else None
-        if ina and dense:
-            verdicts.append(verdict(ina, dense, label))
-        elif choice is None:
-            verdicts.append(f"vs {label}: no dense size fits the budget at all")
-    same_size = [
-        (size, stats[("inattn", size)]["mean"] - stats[("dense", size)]["mean"])
-        for size in pl["ladder"]
-        if ("inattn", size) in stats and ("dense", size) in stats
+        positions += [{**key, "first": a, "last": b, "loss": v} for a, b, v in log2_buckets(losses)]
+    return rows, positions
+
+
+def variant_of(metrics: Mapping[str, Any]) -> str:
+    """The arch option a run was trained with (runs from before variants existed: the arch)."""
+    return metrics.get("variant") or metrics["arch"]
+
+
+def _data_opts(run_dir: str) -> tuple[dict, dict]:
+    run_cfg = OmegaConf.load(Path(run_dir) / ".hydra" / "config.yaml")
+    return OmegaConf.to_container(run_cfg.data), OmegaConf.to_container(run_cfg.tokenizer)
+
+
+# ----------------------------------------------------------------------------- verdicts
+
+
+def losses_by_seed(rows: Sequence[Mapping[str, Any]]) -> dict[tuple, dict[int, float]]:
+    """(route, variant, size) -> seed -> loss at the deployment context."""
+    out: dict[tuple, dict[int, float]] = {}
+    for r in rows:
+        out.setdefault((r["route"], r["variant"], r["size"]), {})[int(r["seed"])] = r["val_loss"]
+    return out
+
+
+def verdicts(design: Mapping[str, Any], pl: Mapping[str, Any], rows: Sequence[Mapping]) -> dict:
+    """Every claim's paired difference and word; a pure function of the design, plan and rows."""
+    from inattn.verdicts import combine, paired_by_seed, verdict
+
+    loss = losses_by_seed(rows)
+    out: dict[str, Any] = {"equal_size": [], "equal_memory": [], "flops_matched": [], "vs": []}
+    for budget, picked in pl["choices"].items():
+        dense, ina = picked[REFERENCE], picked[STATE_VARIANT]
+        ina_loss = loss.get(("ladder", STATE_VARIANT, ina), {})
+        if dense is not None:  # (b): InAttention is worse than dense at the same size
+            p = paired_by_seed(
+                loss[("ladder", STATE_VARIANT, dense)], loss[("ladder", REFERENCE, dense)]
+            )
+            out["equal_size"].append({"size": dense, "paired": p, "word": verdict(p)})
+        if dense is not None and ina is not None:  # (c): the bigger InAttention model wins
+            p = paired_by_seed(loss[("ladder", REFERENCE, dense)], ina_loss)
+            out["equal_memory"].append({"budget": budget, "paired": p, "word": verdict(p)})
+            matched = [k for k in loss if k[0] == "flops-matched" and k[2] == dense]
+            for k in matched:
+                p = paired_by_seed(loss[k], ina_loss)
+                out["flops_matched"].append({"budget": budget, "paired": p, "word": verdict(p)})
+        for variant, size in picked.items():
+            if variant in (STATE_VARIANT, REFERENCE) or size is None or ina is None:
+                continue
+            p = paired_by_seed(loss[("ladder", variant, size)], ina_loss)
+            out["vs"].append(
+                {"budget": budget, "variant": variant, "paired": p, "word": verdict(p)}
+            )
+    for claim in ("equal_size", "equal_memory", "flops_matched"):
+        out[f"{claim}_word"] = combine([c["word"] for c in out[claim]])
+    return out
+
+
+# ----------------------------------------------------------------------------- render
+
+CLAIMS = {
+    "memory": "(a) InAttention's inference memory grows linearly with context and is the lowest "
+    "(the `vram` experiment)",
+    "equal_size": "(b) at equal size, InAttention is slightly worse than dense "
+    "(difference: InAttention loss - dense loss, expected > 0)",
+    "equal_memory": "(c) at equal inference memory, the larger InAttention model that fits beats "
+    "the dense model that fits (difference: dense loss - InAttention loss, expected > 0)",
+    "flops_matched": "(c, compute control) InAttention still wins when the dense model gets the "
+    "same training FLOPs (more steps) (difference: dense loss - InAttention loss)",
+    "vs": "(c, stronger baselines) InAttention beats each K/V-cache variant's largest model that "
+    "fits (difference: variant loss - InAttention loss)",
+}
+RULES = (
+    "Decision rules (fixed before the runs): per comparison, the 95% t-interval of the per-seed "
+    "paired difference; `held` if it lies above zero, `not held` if below, `inconclusive` if it "
+    "contains zero. A claim tested at several budgets or sizes is `held` if held at every one, "
+    "`not held` if not held at any one, else `inconclusive`."
+)
+
+
+def render(folder: Path) -> Path:
+    """report.md and plots from design.json, runs.csv and positions.csv alone."""
+    from inattn.experiments.writeup import write_rendered
+
+    folder = Path(folder)
+    saved = record.read_design(folder)
+    design, pl = saved["design"], saved["plan"]
+    rows = record.read_rows(folder / record.RUNS_FILE)
+    positions = record.read_rows(folder / record.POSITIONS_FILE)
+    v = verdicts(design, pl, rows)
+    plot_frontiers(design, pl, rows, folder / "loss_vs_memory.png")
+    plot_compute(rows, folder / "loss_vs_flops.png")
+    plot_positions(design, pl, positions, folder / "loss_by_position.png")
+    sections = [
+        "## Claims\n" + "\n".join(f"- {CLAIMS[k]}" for k in CLAIMS if k != "memory"),
+        "## Verdicts\n" + verdict_text(v),
+        design_text(design, pl) + "\n\n" + RULES,
+        "## Regime: do the models use their context?\n" + regime_text(design, pl, rows),
+        "## Results at each budget\n" + budget_tables(design, pl, rows, v),
+        "![loss vs memory](loss_vs_memory.png)\n\n![loss vs flops](loss_vs_flops.png)\n\n"
+        "![loss by position](loss_by_position.png)",
+        "## Every trained configuration\n" + grid_table(rows),
     ]
-    gaps = ", ".join(f"{s}: {g:+.4f}" for s, g in same_size)
-    body = "\n\n".join(
-        [
-            "## Claim\nAt equal inference memory, the bigger InAttention model that fits beats the "
-            "smaller dense model that fits; at equal size, InAttention is slightly worse.",
-            "## Plan\n" + plan_text(pl),
-            "## Chosen models\n" + markdown_table(chosen_rows, list(chosen_rows[0])),
-            "## Verdict\n" + "\n".join(f"- {v}" for v in verdicts),
-            "## Full grid (validation loss, mean ± std over seeds)\n"
-            + markdown_table(
-                [
-                    {
-                        "arch": r["arch"],
-                        "size": r["size"],
-                        "params": f"{r['params']:,}",
-                        "val loss": f"{r['mean']:.4f} ± {r['std']:.4f}",
-                        "n": r["n"],
-                        "inference MiB": f"{r['memory_mib']:.1f}",
-                    }
-                    for r in grid
-                ],
-                ["arch", "size", "params", "val loss", "n", "inference MiB"],
-            ),
-            f"Equal size, InAttention minus dense validation loss: {gaps}.",
-            "![loss vs params](loss_vs_params.png)\n\n![loss vs memory](loss_vs_memory.png)",
-        ]
-    )
-    return write_report(
-        out / "report.md",
-        "Equal memory: InAttention vs dense",
-        body,
-        started,
-        tables={"chosen": chosen_rows, "grid": grid},
+    return write_rendered(
+        folder / "report.md",
+        "Equal memory: InAttention vs the dense K/V-cache family",
+        sections,
+        saved["provenance"],
     )
 
 
-def verdict(ina: dict, dense: dict, label: str) -> str:
-    diff = dense["mean"] - ina["mean"]
-    spread = max((ina["std"] ** 2 + dense["std"] ** 2) ** 0.5, 1e-12)
-    held = "held" if diff > 0 else "did not hold"
-    return (
-        f"vs {label}: InAttention {ina['size']} {ina['mean']:.4f} against dense {dense['size']} "
-        f"{dense['mean']:.4f}: the claim **{held}** (margin {diff:+.4f} nats, "
-        f"{diff / spread:+.1f} combined std)"
-    )
-
-
-def plot_loss_vs_memory(grid: list[dict], budget: int, path: Path) -> None:
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for arch in sorted({r["arch"] for r in grid}):
-        rows = sorted((r for r in grid if r["arch"] == arch), key=lambda r: r["memory_mib"])
-        ax.errorbar(
-            [r["memory_mib"] for r in rows],
-            [r["mean"] for r in rows],
-            yerr=[r["std"] for r in rows],
-            marker="o",
-            capsize=3,
-            label=arch,
+def verdict_text(v: Mapping[str, Any]) -> str:
+    lines = []
+    for claim, label in (("equal_size", "size"), ("equal_memory", "budget")):
+        parts = "; ".join(f"{c[label]}: {c['paired'].text()} -> {c['word']}" for c in v[claim])
+        lines.append(f"- {CLAIMS[claim]}: **{v[f'{claim}_word']}** ({parts})")
+    parts = "; ".join(f"budget {c['budget']}: {c['paired'].text()} -> {c['word']}"
+                      for c in v["flops_matched"])  # fmt: skip
+    lines.append(f"- {CLAIMS['flops_matched']}: **{v['flops_matched_word']}** ({parts or 'none'})")
+    for c in v["vs"]:
+        lines.append(
+            f"- InAttention vs {c['variant']} at budget {c['budget']}: {c['paired'].text()} "
+            f"-> **{c['word']}**"
         )
-        for r in rows:
-            ax.annotate(r["size"], (r["memory_mib"], r["mean"]), fontsize=7)
-    ax.axvline(budget / MiB, color="k", linestyle="--", label="budget")
-    ax.set_xscale("log")
-    ax.set_xlabel("inference memory at the deployment context (MiB)")
-    ax.set_ylabel("validation loss")
-    ax.legend()
+    return "\n".join(lines)
+
+
+def design_text(design: Mapping[str, Any], pl: Mapping[str, Any]) -> str:
+    d = design
+    lines = [
+        "## Pre-registered design (from the preset, fixed before any training)",
+        "",
+        f"- deployment context: **{d['context_length']}** tokens; inference memory (batch 1, "
+        f"{d['dtype']}, weights included, measured on fake tensors) and validation loss are both "
+        f"taken there ({d['eval_blocks']} fixed validation blocks, the same for every run)",
+        f"- training: context {d['train_context_length']} with `{d['position']}` positions "
+        f"(they extend to the deployment context), {d['steps']} steps, seeds {d['seeds']} shared "
+        "by every variant",
+        f"- budgets: {', '.join(str(b) for b in d['budgets'])} (a size name: that dense "
+        "model's own footprint at the deployment context)",
+        f"- ladder: {', '.join(d['ladder'])}; variants: {', '.join(d['variants'])} "
+        "(InAttention in its `state` mode, the others with a K/V cache)",
+        f"- compute control: {'yes' if d.get('flops_matched') else 'no'}; regime threshold: the "
+        f"dense models compared must show a context gain of at least {d['context_use_min']:.0%}",
+        f"- training overrides: `{' '.join(d['train'])}`",
+        "",
+        "Measured plan (inference memory at the deployment context; the budgets that choose it):",
+        "",
+        plan_table(design, pl),
+    ]
+    return "\n".join(lines)
+
+
+def plan_table(design: Mapping[str, Any], pl: Mapping[str, Any]) -> str:
+    lines = ["| variant | size | params | MiB | chosen at |", "|---|---|---|---|---|"]
+    for s in pl["shapes"].values():
+        chosen = [b for b, picked in pl["choices"].items() if picked[s["variant"]] == s["size"]]
+        lines.append(
+            f"| {s['variant']} | {s['size']} | {s['params']:,} | {s['memory_bytes'] / MiB:.2f} | "
+            f"{', '.join(chosen) or '-'} |"
+        )
+    budgets = ", ".join(f"{b} = {n / MiB:.2f} MiB" for b, n in pl["budgets"].items())
+    return "\n".join(lines) + f"\n\nBudgets: {budgets}."
+
+
+def _mean(values: Sequence[float]) -> float:
+    return sum(values) / len(values) if values else math.nan
+
+
+def _sd(values: Sequence[float]) -> float:
+    if len(values) < 2:
+        return math.nan
+    m = _mean(values)
+    return math.sqrt(sum((x - m) ** 2 for x in values) / (len(values) - 1))
+
+
+def group(rows: Sequence[Mapping[str, Any]]) -> dict[tuple, list[Mapping[str, Any]]]:
+    out: dict[tuple, list] = {}
+    for r in rows:
+        out.setdefault((r["route"], r["variant"], r["size"]), []).append(r)
+    return out
+
+
+def regime_text(design: Mapping[str, Any], pl: Mapping[str, Any], rows: Sequence[Mapping]) -> str:
+    """Context use of every trained configuration; the check on the dense models compared."""
+    lines = [
+        "Mean loss over the first 8 positions against the second half of the deployment "
+        "context, and the relative gain (mean over seeds).",
+        "",
+        "| route | variant | size | loss first 8 | loss second half | context gain |",
+        "|---|---|---|---|---|---|",
+    ]
+    for (route, variant, size), rs in group(rows).items():
+        lines.append(
+            f"| {route} | {variant} | {size} | {_mean([r['loss_first8'] for r in rs]):.3f} | "
+            f"{_mean([r['loss_second_half'] for r in rs]):.3f} | "
+            f"{_mean([r['context_gain'] for r in rs]):.1%} |"
+        )
+    dense = {picked[REFERENCE] for picked in pl["choices"].values()} - {None}
+    gains = {
+        s: _mean([r["context_gain"] for r in rows
+                  if r["route"] == "ladder" and r["variant"] == REFERENCE and r["size"] == s])
+        for s in sorted(dense)
+    }  # fmt: skip
+    ok = all(g >= design["context_use_min"] for g in gains.values())
+    shown = ", ".join(f"{s} {g:.1%}" for s, g in gains.items())
+    lines += [
+        "",
+        f"Regime check (dense models of the main comparison, gain >= "
+        f"{design['context_use_min']:.0%}): {shown} -> **{'passed' if ok else 'failed'}**.",
+    ]
+    return "\n".join(lines)
+
+
+def budget_tables(
+    design: Mapping[str, Any], pl: Mapping[str, Any], rows: Sequence[Mapping], v: Mapping
+) -> str:
+    """Per budget: every variant's choice, its cost and loss; the lowest loss named."""
+    groups = group(rows)
+    vs = {(c["budget"], c["variant"]): c for c in v["vs"]}
+    vs |= {(c["budget"], REFERENCE): c for c in v["equal_memory"]}
+    parts = []
+    for budget, picked in pl["choices"].items():
+        lines = [
+            f"### Budget {budget} ({pl['budgets'][budget] / MiB:.2f} MiB at T = "
+            f"{design['context_length']})",
+            "",
+            "| variant | size | params | memory MiB | tokens | training PFLOP | loss (mean ± sd) "
+            "| minus InAttention (paired) |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        means = {}
+        for variant, size in picked.items():
+            if size is None:
+                lines.append(f"| {variant} | none fits | | | | | | |")
+                continue
+            rs = groups.get(("ladder", variant, size), [])
+            losses = [r["val_loss"] for r in rs]
+            means[variant] = _mean(losses)
+            diff = vs.get((budget, variant))
+            lines.append(
+                f"| {variant} | {size} | {rs[0]['params']:,} | {rs[0]['memory_bytes'] / MiB:.2f} "
+                f"| {_mean([r['tokens'] for r in rs]):,.0f} | "
+                f"{_mean([r['flops'] for r in rs]) / 1e15:.3f} | "
+                f"{means[variant]:.4f} ± {_sd(losses):.4f} (n={len(rs)}) | "
+                f"{diff['paired'].text() + ' ' + diff['word'] if diff else ''} |"
+            )
+        best = min(means, key=means.get) if means else None
+        lines += ["", f"Lowest mean loss at this budget: **{best}**."]
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts)
+
+
+def grid_table(rows: Sequence[Mapping[str, Any]]) -> str:
+    lines = [
+        "| route | variant | size | params | steps | tokens | PFLOP | memory MiB | loss at T "
+        "(mean ± sd) | loss at train context | n |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for (route, variant, size), rs in group(rows).items():
+        losses = [r["val_loss"] for r in rs]
+        lines.append(
+            f"| {route} | {variant} | {size} | {rs[0]['params']:,} | {rs[0]['steps']} | "
+            f"{rs[0]['tokens']:,} | {rs[0]['flops'] / 1e15:.3f} | "
+            f"{rs[0]['memory_bytes'] / MiB:.2f} | {_mean(losses):.4f} ± {_sd(losses):.4f} | "
+            f"{_mean([r['train_val_loss'] for r in rs]):.4f} | {len(rs)} |"
+        )
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- plots
+
+
+def _figure():
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6.4, 4.4))
+    return fig, fig.subplots()
+
+
+def _save(fig, ax, path: Path) -> None:
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    fig.savefig(path, dpi=120, metadata={"Software": None})
+
+
+def plot_frontiers(design, pl, rows, path: Path) -> None:
+    """Loss at the deployment context against inference memory there: one line per variant."""
+    fig, ax = _figure()
+    groups = group(rows)
+    for variant in design["variants"]:
+        pts = sorted(
+            (rs[0]["memory_bytes"] / MiB, _mean([r["val_loss"] for r in rs]),
+             _sd([r["val_loss"] for r in rs]), size)
+            for (route, v, size), rs in groups.items() if route == "ladder" and v == variant
+        )  # fmt: skip
+        if pts:
+            xs, ys, es, names = zip(*pts, strict=True)
+            ax.errorbar(xs, ys, yerr=es, marker="o", capsize=3, label=variant)
+            for x, y, n in zip(xs, ys, names, strict=True):
+                ax.annotate(n, (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    for i, limit in enumerate(pl["budgets"].values()):
+        ax.axvline(limit / MiB, color="k", linestyle=":", alpha=0.6,
+                   label="budgets" if i == 0 else None)  # fmt: skip
+    ax.set_xscale("log")
+    ax.set_xlabel(f"inference memory at T = {design['context_length']} (MiB)")
+    ax.set_ylabel(f"validation loss at T = {design['context_length']}")
+    ax.set_title("loss against memory (mean ± sd over seeds)")
+    _save(fig, ax, path)
+
+
+def plot_compute(rows, path: Path) -> None:
+    """Loss against training FLOPs: a bigger model and more steps side by side."""
+    fig, ax = _figure()
+    for (route, variant, size), rs in group(rows).items():
+        ax.errorbar(
+            [_mean([r["flops"] for r in rs])], [_mean([r["val_loss"] for r in rs])],
+            yerr=[_sd([r["val_loss"] for r in rs])], marker="s" if route != "ladder" else "o",
+            capsize=3, linestyle="none", label=f"{variant} {size}" + ("" if route == "ladder"
+                                                                     else f" ({route})"),
+        )  # fmt: skip
+    ax.set_xscale("log")
+    ax.set_xlabel("training FLOPs")
+    ax.set_ylabel("validation loss at the deployment context")
+    ax.set_title("loss against training compute")
+    _save(fig, ax, path)
+
+
+def plot_positions(design, pl, positions, path: Path) -> None:
+    """Loss by position (log-2 buckets) of each variant's choice at the largest budget."""
+    fig, ax = _figure()
+    budget = max(pl["budgets"], key=pl["budgets"].get)
+    for variant, size in pl["choices"][budget].items():
+        pts: dict[int, list[float]] = {}
+        for p in positions:
+            if p["route"] == "ladder" and p["variant"] == variant and p["size"] == size:
+                pts.setdefault(p["first"], []).append(p["loss"])
+        if pts:
+            xs = sorted(pts)
+            ax.plot([x + 1 for x in xs], [_mean(pts[x]) for x in xs], marker="o",
+                    label=f"{variant} {size}")  # fmt: skip
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("position (bucket start + 1)")
+    ax.set_ylabel("validation loss")
+    ax.set_title(f"loss by position, choices at budget {budget}")
+    _save(fig, ax, path)
+
+
+def plan_text(design: Mapping[str, Any], pl: Mapping[str, Any]) -> str:
+    """What will be trained, printed before training (and by dry_run)."""
+    lines = [design_text(design, pl), "", "Runs (each for every seed):"]
+    for r in pl["runs"]:
+        lines.append(f"- {r['route']}: {r['variant']} {r['size']}, {r['steps']} steps")
+    return "\n".join(lines)

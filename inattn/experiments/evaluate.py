@@ -1,11 +1,23 @@
-"""Evaluations of a trained model beyond the training loop: loss by position, in buckets."""
+"""Evaluations of a trained model beyond the training loop: loss by position, at any context.
+
+Every run of an experiment is evaluated on the same validation blocks (`fixed_blocks`), so the
+per-seed differences between variants are not blurred by which text each one happened to see.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import torch
 import torch.nn.functional as F
+from omegaconf import OmegaConf
 
+from inattn.data.build import build_data
+from inattn.errors import DataError
 from inattn.model import GPT
+
+FIRST = 8  # "the first positions": a model that uses its context is much better after them
 
 
 @torch.no_grad()
@@ -29,3 +41,53 @@ def buckets(losses: torch.Tensor, n: int) -> list[tuple[int, int, float]]:
         for a, b in zip(edges, edges[1:], strict=False)
         if b > a
     ]
+
+
+def log2_buckets(losses: torch.Tensor) -> list[tuple[int, int, float]]:
+    """(first, last, mean loss) over positions 0, 1, 2-3, 4-7, ..., up to T-1: a log-x profile."""
+    out, first = [], 0
+    while first < len(losses):
+        last = min(max(2 * first, 1), len(losses)) - 1
+        out.append((first, last, float(losses[first : last + 1].mean())))
+        first = last + 1
+    return out
+
+
+def context_use(losses: torch.Tensor) -> dict[str, float]:
+    """How much the model gains from its context: mean loss over the first FIRST positions
+    against the second half of the positions, and the relative drop between them."""
+    first = float(losses[:FIRST].mean())
+    second_half = float(losses[len(losses) // 2 :].mean())
+    return {
+        "loss_first8": first,
+        "loss_second_half": second_half,
+        "context_gain": 1.0 - second_half / first,
+    }
+
+
+def fixed_blocks(blocks: torch.Tensor, n: int) -> torch.Tensor:
+    """n blocks spread evenly over the validation split (the same n for every run)."""
+    if len(blocks) < n:
+        raise DataError(
+            "eval_blocks", f"the validation split has {len(blocks)} blocks, fewer than {n}"
+        )
+    index = torch.linspace(0, len(blocks) - 1, n).round().long()
+    return blocks[index]
+
+
+def run_val_blocks(run_dir: Path, context: int, cache: str | Path) -> torch.Tensor:
+    """Validation blocks at `context`, from the data and tokenizer the run was trained on."""
+    run_cfg = OmegaConf.load(Path(run_dir) / ".hydra" / "config.yaml")
+    data = build_data(
+        OmegaConf.to_container(run_cfg.data),
+        OmegaConf.to_container(run_cfg.tokenizer),
+        context,
+        cache,
+    )
+    return data.val
+
+
+def evaluate_at(model: GPT, blocks: torch.Tensor) -> tuple[dict[str, Any], torch.Tensor]:
+    """Mean loss and context use over `blocks`, and the per-position losses."""
+    losses = position_losses(model, blocks)
+    return {"val_loss": float(losses.mean()), **context_use(losses)}, losses

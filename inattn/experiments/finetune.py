@@ -1,256 +1,371 @@
-"""Fine-tuning to a longer context (spec, section 4.3).
+"""Fine-tuning to a longer context (spec, section 4.3), with the controls that make it decisive.
 
-Three routes per variant and seed, all evaluated at the long context T1:
-  pretrained  trained at T0, positions extended to T1, no further training
-  finetuned   the same, then trained at T1 for a fraction of the pretraining steps
-  scratch     trained at T1 from the start, for the same total number of steps
-Evaluations: validation loss overall and by position bucket, passkey retrieval by depth and
-length (greedy decoding through the fast inference path), and each route's cost.
+Per variant and seed, every model is evaluated at the long context T1 on the same blocks:
+
+    pretrained      trained P steps at T0, positions extended to T1, nothing more
+    finetuned       pretrained, then F = fraction x P steps at T1        (the paper's route)
+    more-T0         pretrained, then F more steps at T0, extended         (control i: is it the
+                                                                           longer context, or
+                                                                           just more training?)
+    scratch-tokens  trained at T1 from scratch on the finetuned route's total tokens  (control ii)
+    scratch-steps   trained at T1 from scratch for P + F steps                        (control iii)
+
+Claim (d), for InAttention, pre-registered: fine-tuning at T1 for F steps is cheap and effective:
+  d1  it beats the same extra steps at T0 (difference: loss(more-T0) - loss(finetuned) > 0)
+  d2  it is at least as good as scratch at T1 on equal total tokens
+      (difference: loss(scratch-tokens) - loss(finetuned) > 0)
+(d) is `held` if d1 and d2 are held, `not held` if either is not held, else `inconclusive`.
+Beside it: the deficit beyond T0 (loss at positions T0..T1-1 minus positions T0/2..T0-1) before
+and after, a copy probe at distances between T0 and T1, passkey retrieval, and every route's cost.
 """
 
 from __future__ import annotations
 
-import json
-import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib.pyplot as plt
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from inattn.compute import training_flops
 from inattn.data.build import build_data
-from inattn.experiments.evaluate import buckets, position_losses
+from inattn.experiments import record
+from inattn.experiments.copy_probe import copy_probe
+from inattn.experiments.evaluate import evaluate_at, fixed_blocks, log2_buckets
 from inattn.experiments.sweep import run_sweep
-from inattn.experiments.writeup import write_report
+from inattn.experiments.writeup import log_summary_run
 from inattn.inference.generate import generate
-from inattn.passkey import PasskeyTable, passkey_accuracy, plot_passkey
+from inattn.passkey import passkey_accuracy
 from inattn.positions import extend_context
 from inattn.pretrained import load_model
-from inattn.report import markdown_table
+from inattn.verdicts import combine, paired_by_seed, verdict
 
-ROUTES = ("pretrained", "finetuned", "scratch")
+NAME = "finetune"
+ROUTES = ("pretrained", "finetuned", "more-T0", "scratch-tokens", "scratch-steps")
 SUBDIR = "hydra.sweep.subdir=${model.arch}_seed${seed}"  # so stages can find each other's runs
 
 
-def stages(cfg: DictConfig) -> dict[str, dict[str, Any]]:
-    """The three training sweeps: their context, steps and extra overrides."""
-    p = cfg.preset.finetune
-    ft_steps = max(1, round(p.pretrain_steps * p.finetune_fraction))
-    runs = Path(cfg.runs_dir) / "finetune"
-    init = f"{runs / 'pretrain'}/${{model.arch}}_seed${{seed}}/checkpoints/last.ckpt"
+def design_from(cfg: DictConfig) -> dict[str, Any]:
+    design = OmegaConf.to_container(cfg.preset.finetune, resolve=True)
+    if cfg.seeds is not None:
+        design["seeds"] = list(cfg.seeds)  # type: ignore[index]
+    design["train"] = list(cfg.preset.train)  # type: ignore[index]
+    return design  # type: ignore[return-value]
+
+
+def stages(design: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each training sweep: its context, steps, and where it starts from."""
+    P, T0, T1 = design["pretrain_steps"], design["T0"], design["T1"]
+    F = max(1, round(P * design["finetune_fraction"]))
     return {
-        "pretrain": {"T": p.T0, "steps": p.pretrain_steps, "extra": []},
-        "finetune": {
-            "T": p.T1,
-            "steps": ft_steps,
-            "extra": [f"init_from={init}", f"init_extension={p.extension}"],
-        },
-        "scratch": {"T": p.T1, "steps": p.pretrain_steps + ft_steps, "extra": []},
+        "pretrain": {"T": T0, "steps": P, "init": False},
+        "finetune": {"T": T1, "steps": F, "init": True},
+        "more-T0": {"T": T0, "steps": F, "init": True},
+        "scratch-tokens": {"T": T1, "steps": round((P * T0 + F * T1) / T1), "init": False},
+        "scratch-steps": {"T": T1, "steps": P + F, "init": False},
     }
 
 
-def plan_text(cfg: DictConfig) -> str:
-    p = cfg.preset.finetune
+def plan_text(design: Mapping[str, Any]) -> str:
+    d = design
+    st = stages(d)
     lines = [
-        f"size {p.size}, positions {p.position} (extension: {p.extension}), "
-        f"T0={p.T0} -> T1={p.T1}, seeds {list(cfg.seeds or p.seeds)}"
+        "## Pre-registered design (from the preset, fixed before any training)",
+        "",
+        f"- variants {d['variants']}, size {d['size']}, `{d['position']}` positions "
+        f"(extended by `{d['extension']}`), T0 = {d['T0']} -> T1 = {d['T1']}, seeds {d['seeds']}",
+        f'- "cheap": fine-tuning at T1 for {d["finetune_fraction"]:.0%} of the pretraining '
+        f"steps ({st['finetune']['steps']} of {d['pretrain_steps']})",
+        f"- evaluation at T1 on {d['eval_blocks']} fixed validation blocks; copy probe: spans of "
+        f"{d['probe']['span']} random tokens repeated at distances {d['probe']['distances']} "
+        f"({d['probe']['trials']} trials each); passkey lengths {d['passkey']['lengths']}",
+        f"- training overrides: `{' '.join(d['train'])}`",
+        "",
+        "Stages (each for every variant and seed):",
     ]
-    for name, st in stages(cfg).items():
-        lines.append(f"- {name}: {st['steps']} steps at context {st['T']}")
+    for name, s in st.items():
+        start = "from the pretrained model" if s["init"] else "from scratch"
+        lines.append(f"- {name}: {s['steps']} steps at context {s['T']}, {start}")
     return "\n".join(lines)
 
 
 def run(cfg: DictConfig, launcher: str | None) -> Path | None:
-    started = time.perf_counter()
-    print(plan_text(cfg), flush=True)
+    prov = record.provenance()
+    design = design_from(cfg)
+    print(plan_text(design), flush=True)
     if cfg.dry_run:
         return None
-    p = cfg.preset.finetune
-    seeds = list(cfg.seeds or p.seeds)
-    runs_dir = Path(cfg.runs_dir) / "finetune"
+    out = Path(cfg.report_dir) / NAME
+    out.mkdir(parents=True, exist_ok=True)
+    record.write_design(out, {"experiment": NAME, "design": design, "provenance": prov})
+    runs_dir = Path(cfg.runs_dir) / NAME
     metrics: dict[str, list[dict]] = {}
-    for name, st in stages(cfg).items():
+    for name, st in stages(design).items():
+        init = f"{runs_dir / 'pretrain'}/${{model.arch}}_seed${{seed}}/checkpoints/last.ckpt"
+        extra = [f"init_from={init}", f"init_extension={design['extension']}"] if st["init"] else []
         metrics[name] = run_sweep(
             runs_dir / name,
-            {"arch": ["dense", "inattn"], "seed": seeds},
+            {"arch": design["variants"], "seed": design["seeds"]},
             common=[
-                *cfg.preset.train,
-                f"size={p.size}",
-                f"position={p.position}",
+                *design["train"],
+                f"size={design['size']}",
+                f"position={design['position']}",
                 f"context_length={st['T']}",
                 f"trainer.max_steps={st['steps']}",
-                "group=finetune",
+                f"group={NAME}",
                 SUBDIR,
-                *st["extra"],
+                *extra,
             ],
             launcher=launcher,
             root=Path(cfg.paths.root),
         )
-    results = evaluate_all(cfg, runs_dir, seeds, metrics)
-    out = Path(cfg.report_dir) / "finetune"
-    return write(cfg, results, out, started)
-
-
-def _val_blocks(run_dir: Path, T: int, cache: str) -> torch.Tensor:
-    """Validation blocks at context T, from the data and tokenizer the run was trained on."""
-    run_cfg = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
-    data = build_data(
-        OmegaConf.to_container(run_cfg.data), OmegaConf.to_container(run_cfg.tokenizer), T, cache
+    rows, positions = evaluate_all(design, metrics, cfg.paths.cache)
+    record.write_rows(out / record.RUNS_FILE, rows, record.RUN_COLUMNS)
+    record.write_rows(out / record.POSITIONS_FILE, positions, record.POSITION_COLUMNS)
+    record.write_design(
+        out, {"experiment": NAME, "design": design, "provenance": record.finish(prov)}
     )
-    return data.val
+    report = render(out)
+    log_summary_run(out, {"runs": rows})
+    return report
+
+
+# ----------------------------------------------------------------------------- evaluation
+
+STAGE_OF = {"pretrained": "pretrain", "finetuned": "finetune"}
 
 
 def evaluate_all(
-    cfg: DictConfig, runs_dir: Path, seeds: list[int], metrics: dict[str, list[dict]]
-) -> list[dict[str, Any]]:
-    """Loss by position and passkey accuracy at T1 for every route, arch and seed."""
-    p = cfg.preset.finetune
-    cost = {(m["arch"], m["seed"], stage): m for stage, ms in metrics.items() for m in ms}
-    results = []
-    for arch in ("dense", "inattn"):
-        for seed in seeds:
+    design: Mapping[str, Any], metrics: Mapping[str, list[dict]], cache: str | Path
+) -> tuple[list[dict], list[dict]]:
+    """One row per (route, variant, seed): loss at T1, by position, probes, cost."""
+    by = {(stage, m["arch"], m["seed"]): m for stage, ms in metrics.items() for m in ms}
+    rows, positions, blocks = [], [], None
+    for variant in design["variants"]:
+        for seed in design["seeds"]:
             for route in ROUTES:
-                stage = {"pretrained": "pretrain", "finetuned": "finetune"}.get(route, route)
-                run_dir = runs_dir / stage / f"{arch}_seed{seed}"
-                loaded = load_model(run_dir / "checkpoints" / "last.ckpt")
-                model = loaded.model
-                if model.cfg.context_length < p.T1:
-                    extend_context(model, p.T1, p.extension)
-                blocks = _val_blocks(run_dir, p.T1, cfg.paths.cache)
-                losses = position_losses(model, blocks)
-                table = passkey_accuracy(
-                    _greedy(model),
-                    loaded.tokenizer,
-                    list(p.passkey.lengths),
-                    list(p.passkey.depths),
-                    trials=p.passkey.trials,
-                    seed=seed,
+                m = by[(STAGE_OF.get(route, route), variant, seed)]
+                loaded = load_model(Path(m["run_dir"]) / "checkpoints" / "last.ckpt")
+                if blocks is None:
+                    blocks = _blocks(m["run_dir"], design, cache)
+                row, losses = evaluate_one(design, loaded, blocks, seed)
+                history = (
+                    [by[("pretrain", variant, seed)]] if route in ("finetuned", "more-T0") else []
                 )
-                routes_cost = [cost.get((arch, seed, "pretrain"))] if route != "scratch" else []
-                if route == "finetuned":
-                    routes_cost.append(cost.get((arch, seed, "finetune")))
-                if route == "scratch":
-                    routes_cost.append(cost.get((arch, seed, "scratch")))
-                results.append(
+                cost = [*history, m]
+                key = {"route": route, "variant": variant, "size": design["size"], "seed": seed}
+                rows.append(
                     {
-                        "arch": arch,
-                        "seed": seed,
-                        "route": route,
-                        "loss": float(losses.mean()),
-                        "position_losses": losses.tolist(),
-                        "passkey": table.accuracy,
-                        "passkey_mean": table.mean(),
-                        "tokens": sum(c["tokens_seen"] for c in routes_cost if c),
-                        "seconds": sum(c["wall_seconds"] for c in routes_cost if c),
+                        "experiment": NAME,
+                        **key,
+                        "arch": variant,
+                        "params": m["params"],
+                        "tokens": sum(c["tokens_seen"] for c in cost),
+                        "flops": sum(
+                            training_flops(loaded.model, c["context_length"], c["tokens_seen"])
+                            for c in cost
+                        ),
+                        "train_context": m["context_length"],
+                        "eval_context": design["T1"],
+                        "memory_bytes": None,
+                        **row,
+                        "steps": sum(c["steps"] for c in cost),
+                        "wall_seconds": sum(c["wall_seconds"] for c in cost),
                     }
                 )
-    return results
+                positions += [
+                    {**key, "first": a, "last": b, "loss": v} for a, b, v in log2_buckets(losses)
+                ]
+    return rows, positions
+
+
+def _blocks(run_dir: str, design: Mapping[str, Any], cache: str | Path) -> torch.Tensor:
+    run_cfg = OmegaConf.load(Path(run_dir) / ".hydra" / "config.yaml")
+    data = build_data(
+        OmegaConf.to_container(run_cfg.data),
+        OmegaConf.to_container(run_cfg.tokenizer),
+        design["T1"],
+        cache,
+    )
+    return fixed_blocks(data.val, int(design["eval_blocks"]))
+
+
+def evaluate_one(design, loaded, blocks: torch.Tensor, seed: int) -> tuple[dict, torch.Tensor]:
+    """Loss at T1 (overall, around T0), the copy probe and passkey of one model."""
+    T0, T1 = design["T0"], design["T1"]
+    model = loaded.model
+    if model.cfg.context_length < T1:
+        extend_context(model, T1, design["extension"])
+    scores, losses = evaluate_at(model, blocks)
+    row = {
+        **scores,
+        "loss_below_T0": float(losses[T0 // 2 : T0].mean()),
+        "loss_beyond_T0": float(losses[T0:].mean()),
+    }
+    row["deficit"] = row["loss_beyond_T0"] - row["loss_below_T0"]
+    eot = loaded.tokenizer.token_to_id(design.get("eot_token", "<|endoftext|>"))
+    symbols = [i for i in range(model.cfg.vocab_size) if i != eot]
+    probe = design["probe"]
+    for distance in probe["distances"]:
+        p = copy_probe(model, blocks, probe["span"], distance, probe["trials"], symbols, seed=0)
+        row |= {f"copy_first_{distance}": p["first"], f"copy_second_{distance}": p["second"],
+                f"copy_gain_{distance}": p["gain"]}  # fmt: skip
+    pk = design["passkey"]
+    if pk["trials"] > 0:
+        table = passkey_accuracy(_greedy(model), loaded.tokenizer, pk["lengths"], pk["depths"],
+                                 trials=pk["trials"], seed=seed)  # fmt: skip
+        row["passkey"] = table.mean()
+    return row, losses
 
 
 def _greedy(model):
     def decode(prompt_ids: list[int], max_new_tokens: int) -> list[int]:
-        idx = torch.tensor([prompt_ids])
-        out = generate(model, idx, max_new_tokens, temperature=0.0)
+        out = generate(model, torch.tensor([prompt_ids]), max_new_tokens, temperature=0.0)
         return out[0, len(prompt_ids) :].tolist()
 
     return decode
 
 
-def mean_std(values: list[float]) -> tuple[float, float]:
-    t = torch.tensor(values, dtype=torch.float64)
-    return float(t.mean()), float(t.std()) if len(values) > 1 else 0.0
+# ----------------------------------------------------------------------------- verdicts
 
 
-def write(cfg: DictConfig, results: list[dict], out: Path, started: float) -> Path:
-    p = cfg.preset.finetune
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(results, indent=1))
-    rows, summary = [], {}
-    for arch in ("dense", "inattn"):
-        for route in ROUTES:
-            rs = [r for r in results if r["arch"] == arch and r["route"] == route]
-            loss, std = mean_std([r["loss"] for r in rs])
-            bucket_means = [
-                mean_std(
-                    [
-                        buckets(torch.tensor(r["position_losses"]), p.position_buckets)[i][2]
-                        for r in rs
-                    ]
-                )[0]
-                for i in range(p.position_buckets)
-            ]
-            summary[(arch, route)] = (loss, std, bucket_means)
-            rows.append(
-                {
-                    "arch": arch,
-                    "route": route,
-                    f"loss at T1={p.T1}": f"{loss:.4f} ± {std:.4f}"
-                    if len(rs) > 1
-                    else f"{loss:.4f} (n=1)",
-                    "first bucket": f"{bucket_means[0]:.3f}",
-                    "last bucket": f"{bucket_means[-1]:.3f}",
-                    "passkey": f"{sum(r['passkey_mean'] for r in rs) / len(rs):.0%}",
-                    "tokens": f"{sum(r['tokens'] for r in rs) / len(rs):,.0f}",
-                    "seconds": f"{sum(r['seconds'] for r in rs) / len(rs):.0f}",
-                }
-            )
-    plot_position_losses(summary, p, out / "loss_vs_position.png")
-    for arch in ("dense", "inattn"):
-        rs = [r for r in results if r["arch"] == arch and r["route"] == "finetuned"]
-        table = PasskeyTable(
-            list(p.passkey.lengths), list(p.passkey.depths), p.passkey.trials, rs[0]["passkey"]
+def by_seed(rows: Sequence[Mapping], route: str, variant: str, key: str) -> dict[int, float]:
+    return {int(r["seed"]): r[key] for r in rows if r["route"] == route and r["variant"] == variant}
+
+
+def verdicts(design: Mapping[str, Any], rows: Sequence[Mapping]) -> dict[str, dict[str, Any]]:
+    """Per variant: d1, d2, (d), and whether the deficit beyond T0 closes. Pure."""
+    out = {}
+    for variant in design["variants"]:
+        loss = {route: by_seed(rows, route, variant, "val_loss") for route in ROUTES}
+        d1 = paired_by_seed(loss["more-T0"], loss["finetuned"])
+        d2 = paired_by_seed(loss["scratch-tokens"], loss["finetuned"])
+        steps = paired_by_seed(loss["scratch-steps"], loss["finetuned"])
+        deficit = paired_by_seed(
+            by_seed(rows, "pretrained", variant, "deficit"),
+            by_seed(rows, "finetuned", variant, "deficit"),
         )
-        plot_passkey(table, out / f"passkey_{arch}_finetuned.png", f"passkey, {arch}, fine-tuned")
-    verdicts = []
-    for arch in ("dense", "inattn"):
-        pre, ft, sc = (summary[(arch, r)][0] for r in ROUTES)
-        gain = pre - ft
-        verdicts.append(
-            f"- {arch}: fine-tuning {'helped' if gain > 0 else 'did not help'} at T1 "
-            f"({pre:.4f} -> {ft:.4f}, {gain:+.4f}); fine-tuned vs scratch at equal steps: "
-            f"{ft:.4f} vs {sc:.4f} ({'fine-tuned better' if ft < sc else 'scratch better'})"
-        )
-    ina_gain = summary[("inattn", "pretrained")][0] - summary[("inattn", "finetuned")][0]
-    verdicts.append(
-        f"- The paper's claim (a pretrained InAttention model extends to a longer context by "
-        f"brief fine-tuning) **{'held' if ina_gain > 0 else 'did not hold'}** here."
+        out[variant] = {
+            "d1": (d1, verdict(d1)),
+            "d2": (d2, verdict(d2)),
+            "d": combine([verdict(d1), verdict(d2)]),
+            "vs_scratch_steps": (steps, verdict(steps)),
+            "deficit_closes": (deficit, verdict(deficit)),
+        }
+    return out
+
+
+# ----------------------------------------------------------------------------- render
+
+
+def _mean(values) -> float:
+    values = [v for v in values if v is not None]
+    return sum(values) / len(values) if values else float("nan")
+
+
+def render(folder: Path) -> Path:
+    """report.md and plots from design.json, runs.csv and positions.csv alone."""
+    from inattn.experiments.writeup import write_rendered
+
+    folder = Path(folder)
+    saved = record.read_design(folder)
+    design = saved["design"]
+    rows = record.read_rows(folder / record.RUNS_FILE)
+    positions = record.read_rows(folder / record.POSITIONS_FILE)
+    v = verdicts(design, rows)
+    plot_positions(design, positions, folder / "loss_by_position.png")
+    sections = [
+        "## Claim\n(d) A model pretrained at a short context T0 is extended to a longer context "
+        "T1 cheaply, by fine-tuning at T1 for a small fraction of the pretraining steps. "
+        "Judged for InAttention (dense beside it), with the rule in the design below.",
+        "## Verdicts\n" + verdict_text(v),
+        plan_text(design),
+        "## Results at T1 (mean over seeds)\n" + results_table(design, rows),
+        "## Copy probe (loss on the first and second copy of a random span; gain = first - "
+        "second)\n" + probe_table(design, rows),
+        "![loss by position](loss_by_position.png)",
+    ]
+    return write_rendered(
+        folder / "report.md", "Fine-tuning to a longer context", sections, saved["provenance"]
     )
-    body = "\n\n".join(
-        [
-            "## Claim\nA model pretrained at a short context T0 can be fine-tuned to a longer "
-            "context T1 cheaply; InAttention's linear-memory inference then serves the long "
-            "context.",
-            "## Plan\n" + plan_text(cfg),
-            "## Results at T1 (mean ± std over seeds)\n" + markdown_table(rows, list(rows[0])),
-            "## Verdict\n" + "\n".join(verdicts),
-            "![loss vs position](loss_vs_position.png)",
-            "![passkey dense](passkey_dense_finetuned.png) ![passkey inattn]"
-            "(passkey_inattn_finetuned.png)",
-            "Passkey accuracy is by exact recall of a 5-digit key through greedy decoding "
-            "(InAttention: the `state` cache; dense: the K/V cache).",
+
+
+def verdict_text(v: Mapping[str, Any]) -> str:
+    lines = []
+    for variant, c in v.items():
+        lines += [
+            f"- **{variant}: (d) {c['d']}**",
+            f"  - d1, fine-tuning at T1 beats the same steps at T0: {c['d1'][0].text()} -> "
+            f"{c['d1'][1]}",
+            f"  - d2, at least as good as scratch at T1 on equal tokens: {c['d2'][0].text()} -> "
+            f"{c['d2'][1]}",
+            f"  - beside: against scratch at T1 for equal steps (more tokens): "
+            f"{c['vs_scratch_steps'][0].text()} -> {c['vs_scratch_steps'][1]}; the deficit "
+            f"beyond T0 shrinks (before - after): {c['deficit_closes'][0].text()} -> "
+            f"{c['deficit_closes'][1]}",
         ]
-    )
-    return write_report(
-        out / "report.md",
-        "Fine-tuning to a longer context",
-        body,
-        started,
-        tables={"results": rows},
-    )
+    return "\n".join(lines)
 
 
-def plot_position_losses(summary: dict, p: DictConfig, path: Path) -> None:
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
-    edges = [int(round(i * p.T1 / p.position_buckets)) for i in range(p.position_buckets)]
-    for ax, arch in zip(axes, ("dense", "inattn"), strict=True):
+def results_table(design: Mapping[str, Any], rows: Sequence[Mapping]) -> str:
+    lines = [
+        "| variant | route | loss at T1 | below T0 | beyond T0 | deficit | context gain | passkey "
+        "| tokens | PFLOP | steps |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for variant in design["variants"]:
         for route in ROUTES:
-            ax.plot(edges, summary[(arch, route)][2], marker="o", label=route)
-        ax.axvline(p.T0, color="k", linestyle=":", label=f"T0={p.T0}")
-        ax.set_title(arch)
-        ax.set_xlabel("position (bucket start)")
-        ax.legend()
-    axes[0].set_ylabel(f"validation loss at T1={p.T1}")
+            rs = [r for r in rows if r["variant"] == variant and r["route"] == route]
+            m = {k: _mean([r.get(k) for r in rs]) for k in (
+                "val_loss", "loss_below_T0", "loss_beyond_T0", "deficit", "context_gain",
+                "passkey", "tokens", "flops", "steps")}  # fmt: skip
+            lines.append(
+                f"| {variant} | {route} | {m['val_loss']:.4f} | {m['loss_below_T0']:.4f} | "
+                f"{m['loss_beyond_T0']:.4f} | {m['deficit']:+.4f} | {m['context_gain']:.1%} | "
+                f"{m['passkey']:.0%} | {m['tokens']:,.0f} | {m['flops'] / 1e15:.4f} | "
+                f"{m['steps']:.0f} |"
+            )
+    return "\n".join(lines)
+
+
+def probe_table(design: Mapping[str, Any], rows: Sequence[Mapping]) -> str:
+    distances = design["probe"]["distances"]
+    head = " | ".join(f"d={d}: first / second / gain" for d in distances)
+    lines = [f"| variant | route | {head} |", "|---|---|" + "---|" * len(distances)]
+    for variant in design["variants"]:
+        for route in ROUTES:
+            rs = [r for r in rows if r["variant"] == variant and r["route"] == route]
+            cells = [
+                f"{_mean([r[f'copy_first_{d}'] for r in rs]):.3f} / "
+                f"{_mean([r[f'copy_second_{d}'] for r in rs]):.3f} / "
+                f"{_mean([r[f'copy_gain_{d}'] for r in rs]):+.3f}"
+                for d in distances
+            ]
+            lines.append(f"| {variant} | {route} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def plot_positions(design: Mapping[str, Any], positions: Sequence[Mapping], path: Path) -> None:
+    from matplotlib.figure import Figure
+
+    variants = design["variants"]
+    fig = Figure(figsize=(5.0 * len(variants), 4.2))
+    axes = fig.subplots(1, len(variants), sharey=True, squeeze=False)[0]
+    for ax, variant in zip(axes, variants, strict=True):
+        for route in ROUTES:
+            pts: dict[int, list[float]] = {}
+            for p in positions:
+                if p["variant"] == variant and p["route"] == route:
+                    pts.setdefault(p["first"], []).append(p["loss"])
+            xs = sorted(pts)
+            ax.plot([x + 1 for x in xs], [_mean(pts[x]) for x in xs], marker="o", label=route)
+        ax.axvline(design["T0"], color="k", linestyle=":", label=f"T0 = {design['T0']}")
+        ax.set_xscale("log", base=2)
+        ax.set_title(variant)
+        ax.set_xlabel("position (bucket start + 1)")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+    axes[0].set_ylabel(f"validation loss at T1 = {design['T1']}")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    fig.savefig(path, dpi=120, metadata={"Software": None})

@@ -1,4 +1,4 @@
-"""Training jobs of an experiment, run as one `inattn-train -m` sweep per stage.
+"""Training jobs of an experiment, run as `inattn-train -m` sweeps, and the configs they use.
 
 A sweep is a subprocess so that the user's Hydra launcher (joblib locally, submitit on SLURM)
 spreads its jobs exactly as it would for a sweep started by hand, and so that a rerun with the
@@ -14,6 +14,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import DictConfig
+
+from inattn.config import CONF_DIR
 from inattn.errors import UserError
 from inattn.report import collect_runs
 
@@ -46,11 +51,25 @@ def run_sweep(
     launcher: str | None = None,
     root: Path | None = None,
 ) -> list[dict[str, Any]]:
-    """Run the grid and return the metrics of its finished jobs."""
+    """Run the grid and return the metrics of its finished jobs (with their `run_dir`)."""
     cmd = sweep_command(sweep_dir, grid, common, launcher)
     print("$ " + " ".join(cmd[2:]).replace("inattn.cli.train", "inattn-train"), flush=True)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     result = subprocess.run(cmd, cwd=root, env=env)
     if result.returncode != 0:
         raise UserError("sweep", f"training sweep failed (exit {result.returncode}): {sweep_dir}")
-    return collect_runs(sweep_dir)
+    runs = collect_runs(sweep_dir)
+    for run in runs:
+        run["run_dir"] = str(Path(run["metrics_file"]).parent)
+    return runs
+
+
+def compose_train(overrides: Sequence[str]) -> DictConfig:
+    """The `inattn-train` config these overrides give: what a sweep job would train.
+
+    Works inside a running Hydra app (the experiments) and outside one (tests, scripts).
+    """
+    if GlobalHydra.instance().is_initialized():
+        return compose("train", overrides=list(overrides))
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        return compose("train", overrides=list(overrides))

@@ -1,8 +1,13 @@
 """Memory vs context (spec, section 4.1): `inattn-bench` over the preset's context grid.
 
-The benchmark runs as its own command (so its results folder is exactly what a user would get
-from `inattn-bench`); this module writes the report: the fitted exponent of every mode, the
-state per token, and the ratio of dense K/V to InAttention state.
+The benchmark runs as its own command (so its results are exactly what a user would get from
+`inattn-bench`); this module turns its rows into runs.csv and judges claim (a) with the rule
+declared in the preset (`preset.vram.claim`):
+
+    held  when InAttention's state path (1) grows by d x dtype bytes per token (+ the int64
+          token id) within `growth_tolerance` between the two longest contexts, (2) has a
+          fitted exponent (on the longest contexts) inside `exponent_band`, and (3) has the
+          lowest peak of every mode at the longest context; `not held` otherwise.
 """
 
 from __future__ import annotations
@@ -11,29 +16,29 @@ import json
 import os
 import subprocess
 import sys
-import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
+from inattn.bench.fit import fit_exponent
 from inattn.errors import UserError
-from inattn.experiments.writeup import write_report
-from inattn.report import markdown_table
+from inattn.experiments import record
+from inattn.experiments.writeup import log_summary_run
+from inattn.units import MiB
+from inattn.verdicts import HELD, NOT_HELD
 
-MiB = 2**20
-EXPECTED = {
-    "dense/naive": "~2",
-    "dense/sdpa": "~1",
-    "dense/kvcache": "~1",
-    "inattn/state": "~1 (lowest)",
-    "inattn/kvcache": "~1",
-}
+NAME = "vram"
+DTYPE_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2, "fp64": 8}
+TOKEN_ID_BYTES = 8  # the state path also keeps the context's int64 token ids
+EXPECTED = {"naive": "~2", "sdpa": "~1", "kvcache": "~1", "state": "~1 (lowest)"}
 
 
 def bench_command(cfg: DictConfig, out: Path) -> list[str]:
     v = cfg.preset.vram
     lengths = ",".join(str(t) for t in v.context_lengths)
-    return [
+    cmd = [
         sys.executable,
         "-m",
         "inattn.cli.bench",
@@ -41,110 +46,186 @@ def bench_command(cfg: DictConfig, out: Path) -> list[str]:
         f"device={v.device}",
         f"dtype={v.dtype}",
         f"context_lengths=[{lengths}]",
-        f"hydra.run.dir={out}",
+        f"fit_tail={v.claim.fit_tail}",
+        f"hydra.run.dir={out / 'bench'}",
         f"paths.root={cfg.paths.root}",
     ]
+    if v.get("modes"):
+        cmd.append(f"modes=[{','.join(v.modes)}]")
+    return cmd
 
 
 def run(cfg: DictConfig, launcher: str | None) -> Path | None:
-    started = time.perf_counter()
-    out = Path(cfg.report_dir) / "vram"
+    prov = record.provenance()
+    out = Path(cfg.report_dir) / NAME
     cmd = bench_command(cfg, out)
     print("$ " + " ".join(cmd[2:]).replace("inattn.cli.bench", "inattn-bench"), flush=True)
     if cfg.dry_run:
         return None
+    design = OmegaConf.to_container(cfg.preset.vram, resolve=True)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     result = subprocess.run(cmd, env=env)
     if result.returncode != 0:
         raise UserError("vram", f"inattn-bench failed (exit {result.returncode})")
-    return write(json.loads((out / "results.json").read_text()), out, started)
+    results = json.loads((out / "bench" / "results.json").read_text())
+    record.write_rows(out / record.RUNS_FILE, rows_from(results), record.RUN_COLUMNS)
+    spec = results["spec"]
+    plan = {"sizes": spec["sizes"], "modes": spec["modes"], "model": spec["model"]}
+    saved = {"experiment": NAME, "design": design, "plan": plan, "provenance": record.finish(prov)}
+    record.write_design(out, saved)
+    report = render(out)
+    log_summary_run(out, {"runs": rows_from(results)})
+    return report
 
 
-def marginal_bytes_per_token(rows: list[dict]) -> dict[str, float]:
-    """(peak difference) / (context difference) between each mode's two longest contexts."""
-    out = {}
-    for key in {r["key"] for r in rows}:
-        pts = sorted((r["context"], r["peak_bytes"]) for r in rows if r["key"] == key)
-        if len(pts) >= 2:
-            (t0, p0), (t1, p1) = pts[-2], pts[-1]
-            out[key] = (p1 - p0) / (t1 - t0)
+def rows_from(results: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """runs.csv rows: one per (mode, context) that was measured."""
+    rows = []
+    for r in results["rows"]:
+        if r.get("status") != "ok":
+            continue
+        arch, mode = r["key"].split("/", 1)
+        rows.append(
+            {
+                "experiment": NAME,
+                "route": r["key"],
+                "arch": r["arch"],
+                "variant": arch,
+                "size": r["size"],
+                "params": r["params"],
+                "eval_context": r["context"],
+                "memory_bytes": r["peak_bytes"],
+                "mode": mode,
+                "dtype": r["dtype"],
+                "device": r["device"],
+                "weight_bytes": r["weight_bytes"],
+                "activation_bytes": r["activation_bytes"],
+                "state_bytes_per_token": r["state_bytes_per_token"],
+            }
+        )
+    return rows
+
+
+# ----------------------------------------------------------------------------- verdict
+
+
+def by_route(rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Mapping[str, Any]]]:
+    out: dict[str, list] = {}
+    for r in sorted(rows, key=lambda r: r["eval_context"]):
+        out.setdefault(r["route"], []).append(r)
     return out
 
 
-def setting(spec: dict) -> str:
-    sizes = ", ".join(spec["sizes"])
-    return (
-        f"Setting: {sizes}, {spec['dtype']}, device={spec['device']} (meta: fake tensors), "
-        "batch 1, next-token logits, weights included."
-    )
+def growth_per_token(points: Sequence[Mapping[str, Any]]) -> float:
+    """Peak difference over context difference between the two longest contexts."""
+    (a, b) = points[-2:]
+    return (b["memory_bytes"] - a["memory_bytes"]) / (b["eval_context"] - a["eval_context"])
 
 
-def write(results: dict, out: Path, started: float) -> Path:
-    rows = [r for r in results["rows"] if r.get("status") == "ok"]
-    fits = results["fits"]
+def claim_a(design: Mapping[str, Any], d_model: int, rows: Sequence[Mapping]) -> dict[str, Any]:
+    """Claim (a), measured and judged by the preset's rule (see the module docstring)."""
+    claim = design["claim"]
+    routes = by_route(rows)
+    fits = {
+        k: fit_exponent(
+            [p["eval_context"] for p in pts],
+            [p["activation_bytes"] for p in pts],
+            claim["fit_tail"],
+        )
+        for k, pts in routes.items()
+    }
+    state = routes["inattn/state"]
+    expected = d_model * DTYPE_BYTES[design["dtype"]] + TOKEN_ID_BYTES
+    growth = growth_per_token(state)
+    longest = max(p["eval_context"] for p in state)
+    peaks = {k: pts[-1]["memory_bytes"] for k, pts in routes.items()
+             if pts[-1]["eval_context"] == longest}  # fmt: skip
+    low, high = claim["exponent_band"]
+    checks = {
+        "growth": abs(growth / expected - 1) <= claim["growth_tolerance"],
+        "exponent": fits["inattn/state"] is not None and low <= fits["inattn/state"] <= high,
+        "lowest": min(peaks, key=peaks.get) == "inattn/state",
+    }
+    return {
+        "fits": fits,
+        "growth": growth,
+        "expected_growth": expected,
+        "growth_by_route": {k: growth_per_token(p) for k, p in routes.items() if len(p) > 1},
+        "peaks": peaks,
+        "longest": longest,
+        "checks": checks,
+        "word": HELD if all(checks.values()) else NOT_HELD,
+    }
+
+
+# ----------------------------------------------------------------------------- render
+
+
+def render(folder: Path) -> Path:
+    """report.md and the plot from design.json and runs.csv alone."""
+    from inattn.experiments.writeup import write_rendered
+
+    folder = Path(folder)
+    saved = record.read_design(folder)
+    design, plan = saved["design"], saved["plan"]
+    rows = record.read_rows(folder / record.RUNS_FILE)
+    d_model = next(iter(plan["sizes"].values()))["d_model"]
+    a = claim_a(design, d_model, rows)
+    plot(rows, a, folder / "memory_vs_context.png")
+    claim = design["claim"]
     table = [
-        {
-            "mode": f["key"],
-            "fitted exponent": "n/a" if f["exponent"] is None else f"{f['exponent']:.3f}",
-            "fitted on T": f"{f['fitted_from']}..{f['fitted_to']}",
-            "expected": EXPECTED.get(f["key"], ""),
-        }
-        for f in fits
+        "| mode | fitted exponent | expected | bytes per token (two longest T) | "
+        f"peak MiB at T = {a['longest']} |",
+        "|---|---|---|---|---|",
     ]
-    longest = {}
-    for r in rows:
-        if r["context"] >= longest.get(r["key"], {}).get("context", 0):
-            longest[r["key"]] = r
-    peaks = [
-        {
-            "mode": key,
-            "T": r["context"],
-            "peak MiB": f"{r['peak_bytes'] / MiB:,.1f}",
-            "weights MiB": f"{r['weight_bytes'] / MiB:,.1f}",
-        }
-        for key, r in sorted(longest.items())
+    for key, fit in a["fits"].items():
+        mode = key.split("/", 1)[1]
+        peak = a["peaks"].get(key)
+        table.append(
+            f"| {key} | {'n/a' if fit is None else f'{fit:.3f}'} | {EXPECTED.get(mode, '')} | "
+            f"{a['growth_by_route'].get(key, float('nan')):,.0f} | "
+            f"{'' if peak is None else f'{peak / MiB:,.1f}'} |"
+        )
+    c = a["checks"]
+    sections = [
+        "## Claim\n(a) InAttention's inference memory grows linearly with context and stays "
+        "below every dense mode; naive dense attention grows quadratically.",
+        "## Verdict\n"
+        f"- (a): **{a['word']}**. State path growth {a['growth']:,.1f} B/token against "
+        f"{a['expected_growth']:,} expected (d x {design['dtype']} bytes + the token id; "
+        f"tolerance {claim['growth_tolerance']:.0%}): {'ok' if c['growth'] else 'failed'}; "
+        f"fitted exponent {a['fits']['inattn/state']:.3f} (band {claim['exponent_band']}): "
+        f"{'ok' if c['exponent'] else 'failed'}; lowest peak at T = {a['longest']}: "
+        f"{'ok' if c['lowest'] else 'failed'}.",
+        "## Pre-registered design\n"
+        f"- model {', '.join(plan['sizes'])}, {design['dtype']}, device={design['device']} "
+        f"(meta: fake tensors), batch 1, next-token logits, weights included\n"
+        f"- contexts {design['context_lengths']}\n"
+        f"- exponents fitted on the last {claim['fit_tail']:.0%} of the contexts (memory = a "
+        "constant workspace + a per-token term, so the slope approaches 1 from below)",
+        "## Results\n" + "\n".join(table),
+        "![memory vs context](memory_vs_context.png)",
+        "Raw data: `runs.csv` (every mode at every T); the benchmark's own output in `bench/`.",
     ]
-    marginal = marginal_bytes_per_token(rows)
-    for row in table:
-        row["bytes/token at the longest T"] = f"{marginal.get(row['mode'], float('nan')):,.0f}"
-    ina = next((f for f in fits if f["key"] == "inattn/state"), None)
-    naive = next((f for f in fits if f["key"] == "dense/naive"), None)
-    verdicts = []
-    if ina and ina["exponent"] is not None:
-        # memory = a constant workspace + bytes/token x T: the log-log slope tends to 1 from
-        # below as T grows, so "linear" is a slope near 1 on the longest contexts
-        held = 0.9 <= ina["exponent"] <= 1.1
-        verdicts.append(
-            f"- InAttention's inference memory grows linearly with context: exponent "
-            f"{ina['exponent']:.3f} on the longest contexts, "
-            f"{marginal.get('inattn/state', float('nan')):,.0f} bytes per extra token "
-            f"-> **{'held' if held else 'did not hold'}**."
-        )
-    if naive and naive["exponent"] is not None:
-        verdicts.append(
-            f"- Naive dense attention grows quadratically: exponent {naive['exponent']:.3f}."
-        )
-    lowest = min(peaks, key=lambda p: float(p["peak MiB"].replace(",", "")), default=None)
-    if lowest:
-        verdicts.append(f"- Lowest memory at the longest context: `{lowest['mode']}`.")
-    body = "\n\n".join(
-        [
-            "## Claim\nInAttention's inference memory grows linearly with context and stays below "
-            "every dense mode; naive dense attention grows quadratically.",
-            setting(results["spec"]),
-            "## Fitted exponents of (peak - weights) against T\n"
-            + markdown_table(table, list(table[0])),
-            "## Peak at the longest context measured\n" + markdown_table(peaks, list(peaks[0])),
-            "## Verdict\n" + "\n".join(verdicts),
-            "![memory vs context](memory_vs_context.png)",
-            "Full table: `results.csv`, `results.json` (every mode at every T, skipped points "
-            "noted).",
-        ]
-    )
-    return write_report(
-        out / "report.md",
-        "Memory vs context",
-        body,
-        started,
-        tables={"exponents": table, "peaks": peaks},
-    )
+    return write_rendered(folder / "report.md", "Memory vs context", sections, saved["provenance"])
+
+
+def plot(rows: Sequence[Mapping[str, Any]], a: Mapping[str, Any], path: Path) -> None:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6.4, 4.4))
+    ax = fig.subplots()
+    for key, pts in by_route(rows).items():
+        fit = a["fits"].get(key)
+        label = key if fit is None else f"{key} (T^{fit:.2f})"
+        ax.plot([p["eval_context"] for p in pts], [p["memory_bytes"] / MiB for p in pts],
+                marker="o", label=label)  # fmt: skip
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("context length T")
+    ax.set_ylabel("peak inference memory (MiB, weights included)")
+    ax.set_title("inference memory against context")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120, metadata={"Software": None})

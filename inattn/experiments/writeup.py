@@ -75,3 +75,32 @@ def write_report(
     if tables:
         log_summary_run(path.parent, tables)
     return path
+
+
+def provenance_section(prov: dict) -> str:
+    """The report's last section: where the numbers come from (read when the run started)."""
+    rev = prov.get("revision", "unknown")
+    dirty = " (uncommitted changes in the tree when it started)" if rev.endswith("-dirty") else ""
+    lines = [
+        "## How this was produced",
+        "",
+        f"- command: `{prov.get('command', '')}`",
+        f"- git revision at the start: `{rev}`{dirty}",
+        f"- machine: {prov.get('machine', '')}",
+        f"- started: {prov.get('started', '')}; wall time "
+        f"{prov.get('wall_minutes', float('nan')):.1f} min; load average "
+        f"{prov.get('load_average_start', '')} at the start, "
+        f"{prov.get('load_average_end', '')} at the end",
+        "- raw data: `runs.csv` (one row per run), `positions.csv` (loss by position), "
+        "`design.json` (the design, the measured plan, this provenance); "
+        "`inattn-report <this folder>` rebuilds this report from them",
+        f"- report rendered: {time.strftime('%Y-%m-%d %H:%M %Z')}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_rendered(path: Path, title: str, sections: list[str], prov: dict) -> Path:
+    """report.md from its sections and the provenance footer."""
+    body = "\n\n".join(s.strip() for s in sections if s.strip())
+    path.write_text(f"# {title}\n\n{body}\n\n{provenance_section(prov)}")
+    return path
