@@ -39,6 +39,8 @@ def validate(cfg: DictConfig) -> None:
 
 def task(cfg: DictConfig) -> None:
     launcher = HydraConfig.get().runtime.choices.get("hydra/launcher")
+    if launcher in (None, "basic") and cfg.preset.get("launcher"):
+        launcher = cfg.preset.launcher  # the preset's choice, unless the command line made one
     reports = []
     for name in cfg.experiments:
         print(f"\n=== {name} ({cfg.preset.name}) ===", flush=True)

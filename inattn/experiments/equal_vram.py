@@ -33,7 +33,7 @@ from inattn.data.build import build_data
 from inattn.errors import ConfigError
 from inattn.experiments import record
 from inattn.experiments.budget import largest_fitting
-from inattn.experiments.evaluate import evaluate_at, fixed_blocks, log2_buckets
+from inattn.experiments.evaluate import evaluate_at, first_windows, fixed_blocks, log2_buckets
 from inattn.experiments.memory import inference_peak
 from inattn.experiments.sweep import compose_train, run_sweep
 from inattn.experiments.writeup import log_summary_run
@@ -246,13 +246,14 @@ def evaluate_runs(
     """One row per run: its cost, its memory at the deployment context, its loss measured there."""
     T = design["context_length"]
     blocks = None
-    rows, positions = [], []
+    rows, positions, windows = [], [], None
     for m in sorted(metrics, key=lambda m: (variant_of(m), m["params"], m["steps"], m["seed"])):
         loaded = load_model(Path(m["run_dir"]) / "checkpoints" / "last.ckpt")
         if blocks is None:  # every run shares the data, so one set of blocks serves all
             data = build_data(*_data_opts(m["run_dir"]), T, cache)
             blocks = fixed_blocks(data.val, int(design["eval_blocks"]))
-        scores, losses = evaluate_at(loaded.model, blocks)
+            windows = first_windows(data.val, int(design["first_windows"]))
+        scores, losses = evaluate_at(loaded.model, blocks, windows)
         shape = pl["shapes"][f"{variant_of(m)}/{m['size']}"]
         route = "ladder" if m["steps"] == int(design["steps"]) else "flops-matched"
         key = {"route": route, "variant": variant_of(m), "size": m["size"], "seed": m["seed"]}
@@ -407,7 +408,8 @@ def design_text(design: Mapping[str, Any], pl: Mapping[str, Any]) -> str:
         "",
         f"- deployment context: **{d['context_length']}** tokens; inference memory (batch 1, "
         f"{d['dtype']}, weights included, measured on fake tensors) and validation loss are both "
-        f"taken there ({d['eval_blocks']} fixed validation blocks, the same for every run)",
+        f"taken there ({d['eval_blocks']} fixed validation blocks, the same for every run; the "
+        f"first 8 positions also on {d['first_windows']} windows of 8 tokens, for less noise)",
         f"- training: context {d['train_context_length']} with `{d['position']}` positions "
         f"(they extend to the deployment context), {d['steps']} steps, seeds {d['seeds']} shared "
         "by every variant",

@@ -53,10 +53,15 @@ def log2_buckets(losses: torch.Tensor) -> list[tuple[int, int, float]]:
     return out
 
 
-def context_use(losses: torch.Tensor) -> dict[str, float]:
+def context_use(losses: torch.Tensor, first_losses: torch.Tensor | None = None) -> dict[str, float]:
     """How much the model gains from its context: mean loss over the first FIRST positions
-    against the second half of the positions, and the relative drop between them."""
-    first = float(losses[:FIRST].mean())
+    against the second half of the positions, and the relative drop between them.
+
+    `first_losses`: the first positions measured on more (short) windows, for less noise. A
+    causal model's loss at position k < FIRST depends only on the window's first k+1 tokens, so
+    a window of FIRST tokens measures exactly what the first FIRST positions of a long block do.
+    """
+    first = float((losses if first_losses is None else first_losses)[:FIRST].mean())
     second_half = float(losses[len(losses) // 2 :].mean())
     return {
         "loss_first8": first,
@@ -87,7 +92,18 @@ def run_val_blocks(run_dir: Path, context: int, cache: str | Path) -> torch.Tens
     return data.val
 
 
-def evaluate_at(model: GPT, blocks: torch.Tensor) -> tuple[dict[str, Any], torch.Tensor]:
-    """Mean loss and context use over `blocks`, and the per-position losses."""
+def first_windows(stream_blocks: torch.Tensor, n: int) -> torch.Tensor:
+    """n windows of FIRST + 1 tokens spread evenly over the validation blocks (any context)."""
+    windows = stream_blocks[:, : (stream_blocks.shape[1] // (FIRST + 1)) * (FIRST + 1)]
+    windows = windows.reshape(-1, FIRST + 1)
+    return fixed_blocks(windows, min(n, len(windows)))
+
+
+def evaluate_at(
+    model: GPT, blocks: torch.Tensor, windows: torch.Tensor | None = None
+) -> tuple[dict[str, Any], torch.Tensor]:
+    """Mean loss and context use over `blocks` (the first positions on `windows` when given),
+    and the per-position losses of `blocks`."""
     losses = position_losses(model, blocks)
-    return {"val_loss": float(losses.mean()), **context_use(losses)}, losses
+    first = None if windows is None else position_losses(model, windows, batch_size=512)
+    return {"val_loss": float(losses.mean()), **context_use(losses, first)}, losses

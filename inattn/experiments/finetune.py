@@ -32,7 +32,7 @@ from inattn.compute import training_flops
 from inattn.data.build import build_data
 from inattn.experiments import record
 from inattn.experiments.copy_probe import copy_probe
-from inattn.experiments.evaluate import evaluate_at, fixed_blocks, log2_buckets
+from inattn.experiments.evaluate import evaluate_at, first_windows, fixed_blocks, log2_buckets
 from inattn.experiments.sweep import run_sweep
 from inattn.experiments.writeup import log_summary_run
 from inattn.inference.generate import generate
@@ -148,8 +148,8 @@ def evaluate_all(
                 m = by[(STAGE_OF.get(route, route), variant, seed)]
                 loaded = load_model(Path(m["run_dir"]) / "checkpoints" / "last.ckpt")
                 if blocks is None:
-                    blocks = _blocks(m["run_dir"], design, cache)
-                row, losses = evaluate_one(design, loaded, blocks, seed)
+                    blocks, windows = _blocks(m["run_dir"], design, cache)
+                row, losses = evaluate_one(design, loaded, blocks, windows, seed)
                 history = (
                     [by[("pretrain", variant, seed)]] if route in ("finetuned", "more-T0") else []
                 )
@@ -180,7 +180,9 @@ def evaluate_all(
     return rows, positions
 
 
-def _blocks(run_dir: str, design: Mapping[str, Any], cache: str | Path) -> torch.Tensor:
+def _blocks(
+    run_dir: str, design: Mapping[str, Any], cache: str | Path
+) -> tuple[torch.Tensor, torch.Tensor]:
     run_cfg = OmegaConf.load(Path(run_dir) / ".hydra" / "config.yaml")
     data = build_data(
         OmegaConf.to_container(run_cfg.data),
@@ -188,16 +190,19 @@ def _blocks(run_dir: str, design: Mapping[str, Any], cache: str | Path) -> torch
         design["T1"],
         cache,
     )
-    return fixed_blocks(data.val, int(design["eval_blocks"]))
+    blocks = fixed_blocks(data.val, int(design["eval_blocks"]))
+    return blocks, first_windows(data.val, int(design["first_windows"]))
 
 
-def evaluate_one(design, loaded, blocks: torch.Tensor, seed: int) -> tuple[dict, torch.Tensor]:
+def evaluate_one(
+    design, loaded, blocks: torch.Tensor, windows: torch.Tensor, seed: int
+) -> tuple[dict, torch.Tensor]:
     """Loss at T1 (overall, around T0), the copy probe and passkey of one model."""
     T0, T1 = design["T0"], design["T1"]
     model = loaded.model
     if model.cfg.context_length < T1:
         extend_context(model, T1, design["extension"])
-    scores, losses = evaluate_at(model, blocks)
+    scores, losses = evaluate_at(model, blocks, windows)
     row = {
         **scores,
         "loss_below_T0": float(losses[T0 // 2 : T0].mean()),

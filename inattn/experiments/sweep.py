@@ -55,6 +55,8 @@ def run_sweep(
     cmd = sweep_command(sweep_dir, grid, common, launcher)
     print("$ " + " ".join(cmd[2:]).replace("inattn.cli.train", "inattn-train"), flush=True)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    if launcher == "joblib":  # jobs side by side: one thread each, or they fight for the cores
+        env.setdefault("OMP_NUM_THREADS", "1")
     result = subprocess.run(cmd, cwd=root, env=env)
     if result.returncode != 0:
         raise UserError("sweep", f"training sweep failed (exit {result.returncode}): {sweep_dir}")
