@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 from itertools import product
+from pathlib import Path
 
 import pytest
 import torch
@@ -403,3 +404,19 @@ def test_bad_kv_input_is_one_line_and_exit_2(name, checkpoints, tmp_path, capsys
     errors = [line for line in err.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and errors[0].startswith(f"error: {field}: "), err[-3000:]
     assert not list(tmp_path.rglob("metrics.json"))
+
+
+def test_generate_cli_on_a_cla_checkpoint(checkpoints, capsys, monkeypatch):
+    """inattn-generate decodes a CLA-2 + MQA checkpoint from its K/V cache (the default)."""
+    from inattn.cli import generate as generate_cli
+    from inattn.pretrained import load_model
+    from tests.test_resume_helpers import cli_in_process
+
+    ckpt = checkpoints["cla"]
+    args = [f"ckpt={ckpt}", "prompt=ROMEO:", "max_new_tokens=5", "seed=1", "temperature=0"]
+    code, out, err = cli_in_process(generate_cli.main, args, capsys, monkeypatch)
+    assert code == 0, err[-3000:]
+    cfg = load_model(Path(ckpt), field="ckpt").cfg
+    per_token = 2 * cfg.kv_groups * cfg.head_dim * 4  # one K/V head, fp32
+    assert "cache kvcache: " in err and f"({per_token} B per position" in err, err
+    assert "dense (n_kv_head=1, kv_share=2) model" in err
