@@ -420,3 +420,78 @@ def test_generate_cli_on_a_cla_checkpoint(checkpoints, capsys, monkeypatch):
     per_token = 2 * cfg.kv_groups * cfg.head_dim * 4  # one K/V head, fp32
     assert "cache kvcache: " in err and f"({per_token} B per position" in err, err
     assert "dense (n_kv_head=1, kv_share=2) model" in err
+
+
+# ----------------------------------------------------------------------------- benchmark
+
+
+def test_bench_measures_the_variants_beside_dense_and_inattention():
+    """gpt2-small on fake tensors, bf16: per-token growth of each variant's peak is its cache's
+    (2 ceil(L / kv_share) n_kv hd x 2 bytes), and CLA-2 + MQA's equals InAttention's state."""
+    from inattn.bench.grid import run_grid
+    from inattn.bench.spec import BenchSpec
+
+    shape = {"n_layer": 12, "n_head": 12, "d_model": 768}
+    keys = ["dense/kvcache", "gqa/kvcache", "mqa/kvcache", "cla/kvcache", "inattn/state"]
+    grid = BenchSpec(
+        sizes={"gpt2-small": shape},
+        modes=keys,
+        context_lengths=[2048, 4096],
+        device="meta",
+        dtype="bf16",
+        model={"vocab_size": 50257},
+        chunk=1024,
+    )
+    rows = {(r.key, r.context): r for r in run_grid(grid, progress=False)}
+    growth = {k: (rows[k, 4096].peak_bytes - rows[k, 2048].peak_bytes) / 2048 for k in keys}
+    for key, n_kv, share in [
+        ("dense/kvcache", 12, 1),
+        ("gqa/kvcache", 6, 1),
+        ("mqa/kvcache", 1, 1),
+        ("cla/kvcache", 1, 2),
+    ]:
+        expected = 2 * math.ceil(12 / share) * n_kv * 64 * 2
+        assert abs(growth[key] - expected) / expected < 0.02, (key, growth[key], expected)
+        assert rows[key, 4096].state_bytes == expected * 4096
+    assert abs(growth["cla/kvcache"] / growth["inattn/state"] - 1) < 0.02
+    assert rows["cla/kvcache", 2048].params < rows["mqa/kvcache", 2048].params
+
+
+def compose_bench(*overrides: str):
+    from inattn.cli.bench import spec_from_config
+
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+            return spec_from_config(compose("bench", overrides=list(overrides)))
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def test_bench_arch_option_selects_a_variant():
+    grid = compose_bench("size=gpt2-small", "arch=cla")
+    assert grid.modes == ["cla/kvcache"] and grid.variants == {}
+    cfg = grid.gpt_config("gpt2-small", "cla")
+    assert (cfg.arch, cfg.kv_heads, cfg.kv_share) == ("dense", 1, 2)
+    grid = compose_bench("size=gpt2-small", "arch=gqa", "modes=[gqa/sdpa,gqa/kvcache,dense/sdpa]")
+    assert grid.modes == ["gqa/sdpa", "gqa/kvcache"]
+    assert grid.gpt_config("gpt2-small", "gqa").kv_heads == 6
+    grid = compose_bench("size=gpt2-small", "arch=gqa", "modes=[gqa/kvcache]", "model.n_kv_head=4")
+    assert grid.gpt_config("gpt2-small", "gqa").kv_heads == 4
+    grid = compose_bench("sizes=[gpt2-small,gpt2-xl]", "arch=gqa", "modes=[gqa/kvcache]")
+    assert [grid.gpt_config(s, "gqa").kv_heads for s in grid.sizes] == [6, 5]  # per size
+
+
+@pytest.mark.parametrize(
+    "overrides,field",
+    [
+        (["arch=inattn", "model.n_kv_head=2"], "model.n_kv_head"),
+        (["arch=gqa", "modes=[gqa/kvcache]", "model.n_kv_head=5"], "model.n_kv_head"),
+        (["modes=[mqa/state]"], "modes"),  # MQA is dense: no state path
+        (["arch=mqa", "modes=[dense/kvcache]"], "modes"),
+    ],
+)
+def test_bench_bad_variant_input(overrides, field):
+    with pytest.raises(ConfigError) as err:
+        compose_bench("size=gpt2-small", *overrides)
+    assert err.value.field == field
