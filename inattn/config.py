@@ -10,9 +10,12 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from inattn.errors import ConfigError
-from inattn.model import GPTConfig
+from inattn.model import GPTConfig, gqa_heads
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+
+# conf/arch/gqa.yaml: `n_kv_head: ${gqa_heads:${model.n_head}}`, one rule for every size
+OmegaConf.register_new_resolver("gqa_heads", gqa_heads, replace=True)
 
 
 def to_dict(cfg: DictConfig | Mapping) -> dict[str, Any]:
@@ -22,7 +25,8 @@ def to_dict(cfg: DictConfig | Mapping) -> dict[str, Any]:
 
 
 def model_config(cfg: DictConfig, vocab_size: int) -> GPTConfig:
-    """GPTConfig from the `model` node; keys that are not GPTConfig fields (`size`) are skipped."""
+    """GPTConfig from the `model` node; keys that are not GPTConfig fields (`size`, `variant`)
+    are skipped."""
     fields = {f.name for f in dataclasses.fields(GPTConfig)}
     kwargs = {k: v for k, v in to_dict(cfg.model).items() if k in fields}
     return GPTConfig(**{**kwargs, "vocab_size": vocab_size})

@@ -26,8 +26,14 @@ log = logging.getLogger(__name__)
 
 
 def run_tags(cfg: DictConfig) -> list[str]:
-    """arch, size and context length, plus any tags the user gave."""
-    base = [cfg.model.arch, cfg.model.size, f"T{cfg.context_length}", cfg.model.position]
+    """arch (the `arch` option: dense, gqa, mqa, cla, inattn), size and context length, plus any
+    tags the user gave."""
+    base = [
+        cfg.model.get("variant") or cfg.model.arch,
+        cfg.model.size,
+        f"T{cfg.context_length}",
+        cfg.model.position,
+    ]
     return base + [str(t) for t in cfg.get("tags") or []]
 
 

@@ -13,12 +13,24 @@
 every InAttention layer reads the same N(x0), the keys and values of all layers are projected in
 one batched matmul (`inattn_kv`). Both variants own exactly the same parameters, so a checkpoint
 of one loads into the other and "same size" means the same parameter count.
+
+Dense models also come in the K/V-memory family of the spec, section 5 (they cache fewer numbers
+per token, at the price of a few parameters):
+
+    n_kv_head < n_head  grouped-query (GQA; MQA at 1): query head h reads K/V head h // (H / n_kv),
+                        so W_k, W_v have n_kv x hd rows instead of d
+    kv_share = k        cross-layer attention (CLA-k): layer l attends to the keys and values made
+                        by layer k * (l // k), the first of its group (the last group may be
+                        shorter); the other layers of a group own W_q only
+
+Per token a K/V cache then keeps 2 ceil(L / k) n_kv hd numbers (InAttention: d, for all layers).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -28,6 +40,30 @@ from inattn.errors import ConfigError
 
 ARCHS = ("dense", "inattn")
 POSITIONS = ("learned", "rope", "alibi", "none")
+VARIANTS = ("dense", "gqa", "mqa", "cla", "inattn")  # the options of conf/arch
+
+
+def gqa_heads(n_head: int) -> int:
+    """The `gqa` variant's K/V heads: the largest divisor of n_head that is at most n_head / 2.
+
+    Half the heads where n_head is even (gpt2-small: 6 of 12); 5 of 25 for gpt2-xl; 1 (MQA) for
+    a prime head count.
+    """
+    return max(k for k in range(1, n_head // 2 + 1) if n_head % k == 0) if n_head > 1 else 1
+
+
+def variant_fields(variant: str, n_head: int) -> dict[str, Any]:
+    """GPTConfig fields of a named variant: what `arch=<variant>` sets (conf/arch/*.yaml)."""
+    fields: dict[str, dict[str, Any]] = {
+        "dense": {"arch": "dense", "n_kv_head": None, "kv_share": 1},
+        "gqa": {"arch": "dense", "n_kv_head": gqa_heads(n_head), "kv_share": 1},
+        "mqa": {"arch": "dense", "n_kv_head": 1, "kv_share": 1},
+        "cla": {"arch": "dense", "n_kv_head": 1, "kv_share": 2},  # CLA-2 over MQA
+        "inattn": {"arch": "inattn", "n_kv_head": None, "kv_share": 1},
+    }
+    if variant not in fields:
+        raise ConfigError("arch", f"unknown variant {variant!r}; choose one of {VARIANTS}")
+    return dict(fields[variant])
 
 
 @dataclass
@@ -46,6 +82,8 @@ class GPTConfig:
     bias: bool = True
     dropout: float = 0.0
     norm_eps: float = 1e-5
+    n_kv_head: int | None = None  # dense: key/value heads (None: n_head; 1: multi-query)
+    kv_share: int = 1  # dense: consecutive layers sharing one layer's keys/values (2: CLA-2)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -79,10 +117,57 @@ class GPTConfig:
             raise ConfigError("n_head", "RoPE needs an even head dimension (d_model / n_head)")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError("dropout", f"dropout must be in [0, 1), got {self.dropout}")
+        self.validate_kv()
+
+    def validate_kv(self) -> None:
+        """n_kv_head and kv_share: dense only, a divisor of n_head, a group of 1..n_layer layers."""
+        kv, share = self.n_kv_head, self.kv_share
+        if kv is not None and (isinstance(kv, bool) or not isinstance(kv, int) or kv < 1):
+            raise ConfigError(
+                "model.n_kv_head", f"n_kv_head must be a positive integer or null, got {kv!r}"
+            )
+        if isinstance(share, bool) or not isinstance(share, int) or share < 1:
+            raise ConfigError("model.kv_share", f"kv_share must be an integer >= 1, got {share!r}")
+        if self.arch == "inattn" and (kv is not None or share != 1):
+            field = "model.n_kv_head" if kv is not None else "model.kv_share"
+            raise ConfigError(
+                field,
+                "InAttention keeps one N(x0) state for all layers and heads: n_kv_head and "
+                "kv_share apply to dense models only (use arch=gqa, mqa or cla)",
+            )
+        if kv is not None and self.n_head % kv:
+            raise ConfigError(
+                "model.n_kv_head", f"n_kv_head={kv} does not divide n_head={self.n_head}"
+            )
+        if share > self.n_layer:
+            raise ConfigError(
+                "model.kv_share", f"kv_share={share} is more than n_layer={self.n_layer}"
+            )
 
     @property
     def head_dim(self) -> int:
         return self.d_model // self.n_head
+
+    @property
+    def kv_heads(self) -> int:
+        return self.n_head if self.n_kv_head is None else self.n_kv_head
+
+    @property
+    def kv_dim(self) -> int:
+        """Width of one layer's keys (and of its values): kv_heads x head_dim."""
+        return self.kv_heads * self.head_dim
+
+    @property
+    def kv_groups(self) -> int:
+        """Layers that make keys and values: ceil(n_layer / kv_share)."""
+        return -(-self.n_layer // self.kv_share)
+
+    def kv_group(self, layer: int) -> int:
+        """The sharing group of `layer`; its first layer (kv_share x group) makes the K/V."""
+        return layer // self.kv_share
+
+    def makes_kv(self, layer: int) -> bool:
+        return layer % self.kv_share == 0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -139,12 +224,18 @@ def alibi_bias(
 
 
 class CausalSelfAttention(nn.Module):
-    """Multi-head causal attention. `qkv` holds W_q, W_k, W_v stacked, as in GPT-2."""
+    """Causal attention with H query heads over kv_heads key/value heads (GQA when fewer).
 
-    def __init__(self, cfg: GPTConfig):
+    `qkv` holds W_q, W_k, W_v stacked, as in GPT-2: (d + 2 kv_dim, d). A dense layer that reuses
+    the keys and values of the first layer of its group (kv_share > 1) holds W_q alone: (d, d).
+    """
+
+    def __init__(self, cfg: GPTConfig, makes_kv: bool = True):
         super().__init__()
         self.cfg = cfg
-        self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model, bias=cfg.bias)
+        self.makes_kv = makes_kv
+        self.kv_dim = cfg.kv_dim if makes_kv else 0
+        self.qkv = nn.Linear(cfg.d_model, cfg.d_model + 2 * self.kv_dim, bias=cfg.bias)
         self.proj = nn.Linear(cfg.d_model, cfg.d_model, bias=cfg.bias)
 
     def q_weight(self) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -152,8 +243,19 @@ class CausalSelfAttention(nn.Module):
         return self.qkv.weight[:d], None if self.qkv.bias is None else self.qkv.bias[:d]
 
     def kv_weight(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """W_k then W_v, (2 kv_dim, d), and their biases; empty for a layer that reuses K/V."""
         d = self.cfg.d_model
         return self.qkv.weight[d:], None if self.qkv.bias is None else self.qkv.bias[d:]
+
+    def project(
+        self, a: torch.Tensor, kv: tuple[torch.Tensor, torch.Tensor] | None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """q (B, T, d) from a; k, v (B, T, kv_dim) from a too, or `kv` when they were made
+        elsewhere (InAttention: from N(x0) by the model; CLA: by an earlier layer)."""
+        if kv is None:  # dense: keys and values from this layer's own input
+            q, k, v = self.qkv(a).split([self.cfg.d_model, self.kv_dim, self.kv_dim], dim=2)
+            return q, k, v
+        return F.linear(a, *self.q_weight()), *kv
 
     def forward(
         self,
@@ -161,27 +263,28 @@ class CausalSelfAttention(nn.Module):
         kv: tuple[torch.Tensor, torch.Tensor] | None,
         rope: tuple[torch.Tensor, torch.Tensor] | None,
         bias: torch.Tensor | None,
-    ) -> torch.Tensor:
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """The attention output (B, T, d), and the keys and values used, before RoPE."""
         B, T, C = a.shape
-        H, hd = self.cfg.n_head, self.cfg.head_dim
-        if kv is None:  # dense: keys and values from this layer's own input
-            q, k, v = self.qkv(a).split(C, dim=2)
-        else:  # InAttention: keys and values were projected from N(x0) by the model
-            q = F.linear(a, *self.q_weight())
-            k, v = kv
+        H, Hkv, hd = self.cfg.n_head, self.cfg.kv_heads, self.cfg.head_dim
+        q, k, v = self.project(a, kv)
+        used = (k, v)
         q = q.view(B, T, H, hd).transpose(1, 2)  # (B, H, T, hd)
-        k = k.view(B, T, H, hd).transpose(1, 2)
-        v = v.view(B, T, H, hd).transpose(1, 2)
+        k = k.view(B, T, Hkv, hd).transpose(1, 2)  # (B, Hkv, T, hd)
+        v = v.view(B, T, Hkv, hd).transpose(1, 2)
         if rope is not None:
             q, k = apply_rope(q, *rope), apply_rope(k, *rope)
         p = self.cfg.dropout if self.training else 0.0
+        gqa = Hkv != H  # sdpa reads K/V head h // (H / Hkv) for query head h, copying nothing
         if bias is None:
-            y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True)
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True, enable_gqa=gqa)
         else:
             # a 4-D mask keeps the fused CPU kernel (a 3-D one falls back to the math path)
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias[None], dropout_p=p)
+            y = F.scaled_dot_product_attention(
+                q, k, v, attn_mask=bias[None], dropout_p=p, enable_gqa=gqa
+            )
         y = y.transpose(1, 2).reshape(B, T, C)  # (B, T, C)
-        return self.proj(y)
+        return self.proj(y), used
 
 
 class MLP(nn.Module):
@@ -195,17 +298,19 @@ class MLP(nn.Module):
 
 
 class Block(nn.Module):
-    def __init__(self, cfg: GPTConfig):
+    def __init__(self, cfg: GPTConfig, makes_kv: bool = True):
         super().__init__()
         self.ln1 = nn.LayerNorm(cfg.d_model, eps=cfg.norm_eps, bias=cfg.bias)
-        self.attn = CausalSelfAttention(cfg)
+        self.attn = CausalSelfAttention(cfg, makes_kv)
         self.ln2 = nn.LayerNorm(cfg.d_model, eps=cfg.norm_eps, bias=cfg.bias)
         self.mlp = MLP(cfg)
         self.drop = nn.Dropout(cfg.dropout)
 
-    def forward(self, h, kv=None, rope=None, bias=None) -> torch.Tensor:
-        h = h + self.drop(self.attn(self.ln1(h), kv, rope, bias))
-        return h + self.drop(self.mlp(self.ln2(h)))
+    def forward(self, h, kv=None, rope=None, bias=None) -> tuple[torch.Tensor, tuple]:
+        """The new states h (B, T, d), and the keys and values the attention used."""
+        y, kv = self.attn(self.ln1(h), kv, rope, bias)
+        h = h + self.drop(y)
+        return h + self.drop(self.mlp(self.ln2(h))), kv
 
 
 class GPT(nn.Module):
@@ -217,7 +322,7 @@ class GPT(nn.Module):
             nn.Embedding(cfg.context_length, cfg.d_model) if cfg.position == "learned" else None
         )
         self.drop = nn.Dropout(cfg.dropout)
-        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
+        self.blocks = nn.ModuleList(Block(cfg, cfg.makes_kv(i)) for i in range(cfg.n_layer))
         self.ln_f = nn.LayerNorm(cfg.d_model, eps=cfg.norm_eps, bias=cfg.bias)
         self.head = None if cfg.tie_weights else nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
         if cfg.position == "alibi":
@@ -287,8 +392,12 @@ class GPT(nn.Module):
         """Logits (B, T, vocab), or (B, 1, vocab) for the last position when `last_only`."""
         x0 = self.embed(idx)
         rope, bias = self.position_context(idx.shape[1], idx.device, x0.dtype)
-        kvs = self.inattn_kv(x0) if self.cfg.arch == "inattn" else [None] * self.cfg.n_layer
-        h = x0
-        for block, kv in zip(self.blocks, kvs, strict=True):
-            h = block(h, kv, rope, bias)
+        kvs = self.inattn_kv(x0) if self.cfg.arch == "inattn" else None
+        h, kv = x0, None
+        for i, block in enumerate(self.blocks):
+            if kvs is not None:  # InAttention: this layer's keys and values from N(x0)
+                kv = kvs[i]
+            elif block.attn.makes_kv:  # dense: made from this layer's input, and reused by
+                kv = None  # the next kv_share - 1 layers (CLA)
+            h, kv = block(h, kv, rope, bias)
         return self.logits(h[:, -1:] if last_only else h)

@@ -96,7 +96,19 @@ RUN_FIELDS = {  # facts of checkpoint["run"] a resumed run must share, and the f
     "train_tokens": "data",
     "train_blocks": "data",
 }
-MODEL_FIELDS = ("arch", "position", "n_layer", "n_head", "d_model", "mlp_ratio", "tie_weights")
+MODEL_FIELDS = (
+    "arch",
+    "position",
+    "n_layer",
+    "n_head",
+    "d_model",
+    "mlp_ratio",
+    "tie_weights",
+    "n_kv_head",
+    "kv_share",
+)
+# Fields older checkpoints do not record; they were trained with these values.
+ADDED_FIELDS = {"n_kv_head": None, "kv_share": 1}
 
 
 def check_resume(
@@ -105,11 +117,14 @@ def check_resume(
     """Refuse to resume a checkpoint into a run it cannot continue exactly, naming the field."""
     saved_model = ckpt.get("hyper_parameters", {}).get("model", {})
     for name in (*MODEL_FIELDS, "context_length"):
-        if name in saved_model and saved_model[name] != model.get(name):
+        if name not in saved_model and not (saved_model and name in ADDED_FIELDS):
+            continue
+        saved = saved_model.get(name, ADDED_FIELDS.get(name))
+        if saved != model.get(name):
             field = name if name in ("arch", "position", "context_length") else f"model.{name}"
             raise ConfigError(
                 field,
-                f"{path} was trained with {name}={saved_model[name]}, this run has "
+                f"{path} was trained with {name}={saved}, this run has "
                 f"{name}={model.get(name)}: resume with the same model",
             )
     saved_run = ckpt.get("run", {})

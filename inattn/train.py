@@ -174,6 +174,9 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         "steps": trainer.global_step,
         "resumed_from_step": resume_step,
         "arch": gpt_cfg.arch,
+        "variant": cfg.model.get("variant") or gpt_cfg.arch,  # the arch option (gqa, mqa, ...)
+        "n_kv_head": gpt_cfg.kv_heads,
+        "kv_share": gpt_cfg.kv_share,
         "size": cfg.model.size,
         "position": gpt_cfg.position,
         "n_layer": gpt_cfg.n_layer,

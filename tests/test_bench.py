@@ -36,7 +36,7 @@ from inattn.cli import bench as bench_cli
 from inattn.cli.bench import spec_from_config
 from inattn.config import CONF_DIR
 from inattn.errors import ConfigError
-from inattn.model import GPT
+from inattn.model import GPT, variant_fields
 from inattn.units import human_bytes
 from tests.test_resume_helpers import THREADS, cli_in_process, one_thread  # noqa: F401
 
@@ -57,10 +57,14 @@ def spec(**kw) -> BenchSpec:
     return BenchSpec(**(base | kw))
 
 
-def state_formula(mode: str, T: int, dtype: str) -> int:
-    """Cache bytes after a T-token prefill, batch 1, from the shapes alone (design section 3)."""
-    L, d, b = SHAPE["n_layer"], SHAPE["d_model"], BYTES[dtype]
-    return {"state": T * d * b, "kvcache": 2 * L * T * d * b}.get(mode, T * ID_BYTES)
+def state_formula(mode: str, T: int, dtype: str, variant: str = "dense") -> int:
+    """Cache bytes after a T-token prefill, batch 1, from the shapes alone (design sections 3, 5):
+    a K/V cache keeps n_kv heads for each group of kv_share layers."""
+    L, H, d, b = SHAPE["n_layer"], SHAPE["n_head"], SHAPE["d_model"], BYTES[dtype]
+    v = variant_fields(variant, H)
+    kv_width = (v["n_kv_head"] or H) * d // H
+    kv = 2 * -(-L // v["kv_share"]) * T * kv_width * b
+    return {"state": T * d * b, "kvcache": kv}.get(mode, T * ID_BYTES)
 
 
 def by_point(rows: list[Row]) -> dict[tuple[str, str, int], Row]:
@@ -123,7 +127,7 @@ def test_memory_rows_follow_the_shapes(memory_runs, device):
         weights = sum(p.numel() * p.element_size() for p in model.parameters())
         assert row.params == model.num_params()
         assert row.weight_bytes == weights, row.key
-        assert row.state_bytes == state_formula(row.mode, row.context, "fp32"), row.key
+        assert row.state_bytes == state_formula(row.mode, row.context, "fp32", row.arch), row.key
         assert row.state_bytes_per_token == row.state_bytes / row.context
         assert row.activation_bytes == row.peak_bytes - row.weight_bytes
         assert row.peak_bytes >= weights + row.state_bytes + row.context * ID_BYTES
@@ -162,7 +166,7 @@ def test_bf16_state_bytes_and_cpu_meta_agreement(one_thread):  # noqa: F811
         for device in ("cpu", "meta")
     }
     for point, row in rows["cpu"].items():
-        assert row.state_bytes == state_formula(row.mode, row.context, "bf16")
+        assert row.state_bytes == state_formula(row.mode, row.context, "bf16", row.arch)
         assert row.peak_bytes == rows["meta"][point].peak_bytes, point
 
 

@@ -39,8 +39,8 @@ class Row:
     """One grid point. Memory fields are filled by the memory benchmark, timings by speed."""
 
     size: str
-    key: str  # arch/mode
-    arch: str
+    key: str  # variant/mode
+    arch: str  # the variant: dense, gqa, mqa, cla, inattn (or hf, the GPT-2 peer)
     mode: str
     context: int
     device: str
@@ -73,7 +73,10 @@ COLUMNS = [f.name for f in dataclasses.fields(Row)]
 
 
 class Models:
-    """The models of one size, built on first use: real ones on the device, fake ones on cpu."""
+    """The models of one size, built on first use: real ones on the device, fake ones on cpu.
+
+    Keyed by variant (a mode key's first part: dense, gqa, mqa, cla, inattn, or hf).
+    """
 
     def __init__(self, spec: BenchSpec, size: str):
         self.spec, self.size = spec, size
@@ -109,7 +112,7 @@ class Models:
         arch, mode = split_key(key)
         if key == HF_KEY:
             return HFRunner(self.real("hf"))
-        return ModeRunner(self.real(arch), mode, self.spec.chunk)
+        return ModeRunner(self.real(arch), mode, self.spec.chunk, key)
 
 
 def base_row(spec: BenchSpec, models: Models, key: str, T: int) -> Row:

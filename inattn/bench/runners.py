@@ -37,9 +37,9 @@ class Runner(Protocol):
 class ModeRunner:
     """A mode of `inattn.inference` on one of our models."""
 
-    def __init__(self, model: GPT, mode: str, chunk: int | None):
+    def __init__(self, model: GPT, mode: str, chunk: int | None, key: str | None = None):
         self.model, self.mode, self.chunk = model, mode, chunk
-        self.key = f"{model.cfg.arch}/{mode}"
+        self.key = key or f"{model.cfg.arch}/{mode}"  # the grid's key names the variant
 
     def prefill(self, idx: torch.Tensor, capacity: int) -> tuple[torch.Tensor, Cache]:
         return prefill(self.model, idx, self.mode, capacity=capacity, chunk=self.chunk)

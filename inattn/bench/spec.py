@@ -1,8 +1,10 @@
 """What a benchmark grid measures: modes x sizes x context lengths on one device, in one dtype.
 
-A mode key names an architecture and an inference mode of `inattn.inference.MODES`, e.g.
-`dense/naive` or `inattn/state`; `hf/kvcache` is the outside peer (Hugging Face GPT-2 with its
-K/V cache), timed by the speed benchmark only.
+A mode key names a variant (an `arch` option: dense, gqa, mqa, cla, inattn) and an inference mode
+of `inattn.inference.MODES` that its architecture has, e.g. `dense/naive`, `cla/kvcache` or
+`inattn/state`; `hf/kvcache` is the outside peer (Hugging Face GPT-2 with its K/V cache), timed by
+the speed benchmark only. A variant's model is `inattn.model.variant_fields` on the size's shape,
+unless `variants` gives its fields (`inattn-bench arch=gqa model.n_kv_head=2`).
 """
 
 from __future__ import annotations
@@ -16,15 +18,25 @@ import torch
 from inattn.errors import ConfigError
 from inattn.inference import modes_for
 from inattn.memory import check_device, parse_dtype
-from inattn.model import ARCHS, GPTConfig
+from inattn.model import VARIANTS, GPTConfig, variant_fields
 from inattn.units import parse_budget
 
 MEASURES = ("memory", "speed")
 HF_KEY = "hf/kvcache"
-OUR_KEYS = tuple(f"{arch}/{mode}" for arch in ARCHS for mode in modes_for(arch))
+ARCH_OF = {v: variant_fields(v, 1)["arch"] for v in VARIANTS}  # gqa, mqa, cla -> dense
+OUR_KEYS = tuple(f"{v}/{mode}" for v in VARIANTS for mode in modes_for(ARCH_OF[v]))
 MODE_KEYS = (*OUR_KEYS, HF_KEY)
-DEFAULT_KEYS = ("dense/naive", "dense/sdpa", "dense/kvcache", "inattn/state", "inattn/kvcache")
+DEFAULT_KEYS = (
+    "dense/naive",
+    "dense/sdpa",
+    "dense/kvcache",
+    "mqa/kvcache",
+    "cla/kvcache",
+    "inattn/state",
+    "inattn/kvcache",
+)
 SHAPE_FIELDS = ("n_layer", "n_head", "d_model")
+VARIANT_FIELDS = ("arch", "n_kv_head", "kv_share")  # what a variant sets
 
 
 # integer fields: (name, smallest allowed, may be null)
@@ -47,7 +59,7 @@ def check_int(name: str, value: Any, minimum: int, nullable: bool) -> None:
 
 
 def split_key(key: str) -> tuple[str, str]:
-    """`dense/naive` -> (`dense`, `naive`); the HF peer is (`hf`, `kvcache`)."""
+    """`cla/kvcache` -> (`cla`, `kvcache`): (variant, mode); the HF peer is (`hf`, `kvcache`)."""
     if key not in MODE_KEYS:
         raise ConfigError("modes", f"unknown mode {key!r}; choose from {list(MODE_KEYS)}")
     arch, mode = key.split("/")
@@ -66,6 +78,8 @@ class BenchSpec:
     dtype: str = "fp32"
     memory_limit: int | None = 8 * 2**30  # bytes; points estimated above it are skipped
     model: dict[str, Any] = field(default_factory=dict)  # other GPTConfig fields (vocab, position)
+    # a variant's own fields (arch, n_kv_head, kv_share) where they differ from variant_fields
+    variants: dict[str, dict[str, Any]] = field(default_factory=dict)
     chunk: int | None = 1024  # keys per online-softmax step in the fast paths
     seed: int = 0
     repeats: int = 3  # speed: timed rounds per point (median reported), modes interleaved
@@ -89,11 +103,14 @@ class BenchSpec:
         """Positions a learned table needs beyond the longest context (decode steps)."""
         return self.decode_steps if self.measure == "speed" else 0
 
-    def gpt_config(self, size: str, arch: str) -> GPTConfig:
-        """The model of one size and architecture, its table long enough for every point."""
-        extra = {k: v for k, v in self.model.items() if k not in ("size", "arch", "context_length")}
+    def gpt_config(self, size: str, variant: str) -> GPTConfig:
+        """The model of one size and variant, its table long enough for every point."""
+        skip = ("size", "variant", "context_length", *VARIANT_FIELDS)
+        extra = {k: v for k, v in self.model.items() if k not in skip}
+        shape = self.sizes[size]
+        fields = self.variants.get(variant) or variant_fields(variant, shape["n_head"])
         length = max(self.context_lengths) + self.decode_positions
-        return GPTConfig(arch=arch, context_length=length, **self.sizes[size], **extra)
+        return GPTConfig(context_length=length, **shape, **extra, **fields)
 
     def validate(self) -> None:
         if self.measure not in MEASURES:
@@ -140,9 +157,12 @@ class BenchSpec:
             raise ConfigError("fit_tail", f"fit_tail must be in (0, 1], got {self.fit_tail!r}")
         if HF_KEY in self.modes:
             self.check_hf_peer()
+        for name, fields in self.variants.items():
+            if name not in VARIANTS or set(fields) != set(VARIANT_FIELDS):
+                raise ConfigError("variants", f"{name}: expected {VARIANT_FIELDS} of a variant")
         for size in self.sizes:  # GPTConfig's own checks (divisibility, positions) for every pair
-            for arch in {split_key(k)[0] for k in self.modes} - {"hf"}:
-                self.gpt_config(size, arch)
+            for variant in {split_key(k)[0] for k in self.modes} - {"hf"}:
+                self.gpt_config(size, variant)
 
     def check_hf_peer(self) -> None:
         """The Hugging Face GPT-2 peer copies a dense model: GPT-2's own design only."""

@@ -7,14 +7,16 @@ to W&B (offline unless wandb.mode says otherwise). Exit code 2 with one line on 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from inattn.bench.spec import BenchSpec, parse_limit
+from inattn.bench.spec import VARIANT_FIELDS, BenchSpec, parse_limit
 from inattn.cli.app import run_app
 from inattn.config import CONF_DIR, to_dict
 from inattn.errors import ConfigError
+from inattn.model import VARIANTS, variant_fields
 
 SPEED_KEYS = ("repeats", "warmup", "decode_steps", "recompute_decode", "ttft_max_context")
 SHAPE_KEYS = ("n_layer", "n_head", "d_model")
@@ -36,17 +38,31 @@ def size_shapes(cfg: DictConfig) -> dict[str, dict[str, int]]:
     return shapes
 
 
+def variant_overrides(cfg: DictConfig, variant: str) -> dict[str, dict[str, Any]]:
+    """{variant: its fields} when the command line changed them (`arch=gqa model.n_kv_head=2`);
+    empty otherwise, so that each size gets the variant's own rule (gqa: about half its heads)."""
+    node = to_dict(cfg.model)
+    fields = {k: node.get(k) for k in VARIANT_FIELDS}
+    if variant not in VARIANTS:
+        raise ConfigError("arch", f"unknown variant {variant!r}; choose one of {VARIANTS}")
+    return {} if fields == variant_fields(variant, node["n_head"]) else {variant: fields}
+
+
 def spec_from_config(cfg: DictConfig) -> BenchSpec:
     """The grid a composed config asks for; every field checked (ConfigError names the key)."""
     if not OmegaConf.is_list(cfg.modes):
         raise ConfigError("modes", f"modes must be a list such as [a,b], got {cfg.modes!r}")
     modes = [str(m) for m in cfg.modes]
-    arch = cfg.model.get("arch")
-    if arch is not None:  # arch=dense / arch=inattn keeps that architecture's modes only
-        modes = [m for m in modes if m.split("/")[0] in (arch, "hf" if arch == "dense" else arch)]
+    variant = cfg.model.get("variant")
+    variants = {}
+    if variant is not None:  # arch=<variant> keeps that variant's modes only (dense: and hf's)
+        keep = (variant, "hf") if variant == "dense" else (variant,)
+        modes = [m for m in modes if m.split("/")[0] in keep]
         if not modes:
-            raise ConfigError("modes", f"none of the modes {list(cfg.modes)} is for arch={arch}")
-    model = {k: v for k, v in to_dict(cfg.model).items() if k not in ("size", "arch", *SHAPE_KEYS)}
+            raise ConfigError("modes", f"none of the modes {list(cfg.modes)} is for arch={variant}")
+        variants = variant_overrides(cfg, variant)
+    skip = ("size", "variant", *VARIANT_FIELDS, *SHAPE_KEYS)
+    model = {k: v for k, v in to_dict(cfg.model).items() if k not in skip}
     speed = {k: cfg[k] for k in SPEED_KEYS if k in cfg}
     for key in ("modes", "context_lengths"):
         if not OmegaConf.is_list(cfg[key]):
@@ -67,6 +83,7 @@ def spec_from_config(cfg: DictConfig) -> BenchSpec:
         dtype=cfg.dtype,
         memory_limit=parse_limit(cfg.memory_limit),
         model=model,
+        variants=variants,
         chunk=cfg.chunk,
         seed=cfg.seed,
         fit_tail=cfg.fit_tail,

@@ -201,8 +201,15 @@ def summary(run: Run, cfg: DictConfig, model: Any, mode: str, device: str) -> st
     return (
         f"generated {run.tokens} tokens ({cfg.batch} x up to {run.steps}) in {run.seconds:.2f} s: "
         f"{rate:.1f} tokens/s{first}; cache {mode}: {human_bytes(held)} ({per_token} B per "
-        f"position and sample); {model.cfg.arch} model on {device} in {cfg.dtype}"
+        f"position and sample); {arch_text(model.cfg)} model on {device} in {cfg.dtype}"
     )
+
+
+def arch_text(cfg: Any) -> str:
+    """`dense`, `inattn`, or a dense model's K/V heads and sharing where they are not MHA's."""
+    extra = [f"n_kv_head={cfg.n_kv_head}"] if cfg.n_kv_head not in (None, cfg.n_head) else []
+    extra += [f"kv_share={cfg.kv_share}"] if cfg.kv_share != 1 else []
+    return cfg.arch + (f" ({', '.join(extra)})" if extra else "")
 
 
 def task(cfg: DictConfig, out: TextIO | None = None, err: TextIO | None = None) -> None:

@@ -47,10 +47,12 @@ def attend(
 ) -> torch.Tensor:
     """Attention (B, H, n, hd) of the chunk's *last* n queries q (B, H, n, hd) over k, v.
 
+    k, v: (B, H_kv, T, hd); with H_kv < H, query head h reads K/V head h // (H / H_kv) (GQA).
     `mask` is `reversed_mask` of the whole chunk: its first n rows belong to those queries.
     """
+    gqa = k.shape[1] != q.shape[1]
     if mask is None:
-        return F.scaled_dot_product_attention(q, k, v)
+        return F.scaled_dot_product_attention(q, k, v, enable_gqa=gqa)
     n = q.shape[2]
-    y = F.scaled_dot_product_attention(q.flip(2), k, v, attn_mask=mask[:, :, :n])
+    y = F.scaled_dot_product_attention(q.flip(2), k, v, attn_mask=mask[:, :, :n], enable_gqa=gqa)
     return y.flip(2)

@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from inattn.inference.common import check_prompt, heads, merge_heads
 from inattn.model import GPT, apply_rope
@@ -36,22 +35,25 @@ def sdpa_logits(model: GPT, idx: torch.Tensor) -> torch.Tensor:
 def naive_logits(model: GPT, idx: torch.Tensor) -> torch.Tensor:
     """Next-token logits (B, vocab) with explicit (B, H, T, T) scores at every layer."""
     cfg = model.cfg
-    T, d, H = idx.shape[1], cfg.d_model, cfg.n_head
+    T, H, Hkv = idx.shape[1], cfg.n_head, cfg.kv_heads
     x0 = model.embed(idx)  # (B, T, d)
     rope, bias = model.position_context(T, idx.device, x0.dtype)
     if bias is None:  # plain causal mask: -inf above the diagonal, (T, T)
         bias = torch.full((T, T), float("-inf"), dtype=x0.dtype, device=idx.device).triu(1)
-    kvs = model.inattn_kv(x0) if cfg.arch == "inattn" else [None] * cfg.n_layer
-    h = x0
-    for block, kv in zip(model.blocks, kvs, strict=True):
-        a = block.ln1(h)
-        if kv is None:  # dense: keys and values from this layer's own input
-            q, k, v = block.attn.qkv(a).split(d, dim=2)
-        else:  # InAttention: projected from N(x0) by the model
-            q, (k, v) = F.linear(a, *block.attn.q_weight()), kv
-        q, k, v = heads(q, H), heads(k, H), heads(v, H)  # (B, H, T, hd)
+    kvs = model.inattn_kv(x0) if cfg.arch == "inattn" else None
+    h, kv = x0, None
+    for i, block in enumerate(model.blocks):
+        if kvs is not None:  # InAttention: projected from N(x0) by the model
+            kv = kvs[i]
+        elif block.attn.makes_kv:  # dense: from this layer's own input (then reused, CLA)
+            kv = None
+        q, k, v = block.attn.project(block.ln1(h), kv)
+        kv = (k, v)
+        q, k, v = heads(q, H), heads(k, Hkv), heads(v, Hkv)  # (B, H or Hkv, T, hd)
         if rope is not None:
             q, k = apply_rope(q, *rope), apply_rope(k, *rope)
+        if Hkv != H:  # GQA: query head h reads K/V head h // (H / Hkv); O(T d), beside O(T^2)
+            k, v = k.repeat_interleave(H // Hkv, dim=1), v.repeat_interleave(H // Hkv, dim=1)
         scores = q @ k.transpose(-2, -1) * cfg.head_dim**-0.5 + bias  # (B, H, T, T)
         y = torch.softmax(scores, dim=-1) @ v  # (B, H, T, hd)
         h = h + block.attn.proj(merge_heads(y))

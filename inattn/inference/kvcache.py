@@ -5,6 +5,9 @@ layer's keys and values (RoPE applied); each chunk attends to the cache filled s
 so the workspace beyond the cache does not grow with T. Each new token then runs through the
 layers alone, appending its own k, v at every layer.
 
+Only distinct keys and values are kept: kv_heads heads per position (GQA, MQA), and one set per
+sharing group of layers (CLA), written by the group's first layer and read by all of its layers.
+
 InAttention (`kvcache` mode, speed over memory): the keys and values of every layer are
 projections of S = N(x0), so prefill projects them chunk by chunk of positions, layer by layer,
 and only the last position runs through the layers. Decoding is the same
@@ -36,28 +39,32 @@ from inattn.model import GPT, apply_rope
 
 @dataclass
 class KVCache:
-    """Keys (rotated when RoPE is used) and values of every layer, in one preallocated buffer."""
+    """Keys (rotated when RoPE is used) and values of every sharing group, in one buffer.
 
-    kv: torch.Tensor  # (L, 2, B, H, capacity, hd); positions [0, length) are filled
+    A group is the layers that attend to one layer's keys and values: each layer alone unless
+    kv_share > 1. Slot g holds the K/V of layer kv_share x g, with kv_heads heads.
+    """
+
+    kv: torch.Tensor  # (groups, 2, B, kv_heads, capacity, hd); positions [0, length) are filled
     length: int
     mode: str = "kvcache"
 
     @classmethod
     def empty(cls, model: GPT, B: int, capacity: int, device: torch.device) -> KVCache:
         cfg = model.cfg
-        shape = (cfg.n_layer, 2, B, cfg.n_head, capacity, cfg.head_dim)
+        shape = (cfg.kv_groups, 2, B, cfg.kv_heads, capacity, cfg.head_dim)
         return cls(torch.empty(shape, dtype=model_dtype(model), device=device), 0)
 
-    def write(self, layer: int, start: int, k: torch.Tensor, v: torch.Tensor) -> None:
-        """Store (B, H, n, hd) keys and values for positions start..start+n-1."""
+    def write(self, group: int, start: int, k: torch.Tensor, v: torch.Tensor) -> None:
+        """Store (B, kv_heads, n, hd) keys and values for positions start..start+n-1."""
         n = k.shape[2]
         self.kv = ensure_capacity(self.kv, 4, start + n)
-        self.kv[layer, 0, :, :, start : start + n] = k
-        self.kv[layer, 1, :, :, start : start + n] = v
+        self.kv[group, 0, :, :, start : start + n] = k
+        self.kv[group, 1, :, :, start : start + n] = v
 
-    def read(self, layer: int, end: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Keys and values (B, H, end, hd) of positions 0..end-1."""
-        return self.kv[layer, 0, :, :, :end], self.kv[layer, 1, :, :, :end]
+    def read(self, group: int, end: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keys and values (B, kv_heads, end, hd) of positions 0..end-1."""
+        return self.kv[group, 0, :, :, :end], self.kv[group, 1, :, :, :end]
 
 
 def _write_inattn_kv(model: GPT, cache: KVCache, x0: torch.Tensor, start: int) -> None:
@@ -76,15 +83,32 @@ def _write_inattn_kv(model: GPT, cache: KVCache, x0: torch.Tensor, start: int) -
         cache.write(layer, start, k, v)
 
 
-def _qkv(
-    model: GPT, block: nn.Module, h: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """A dense layer's q, k, v (B, H, n, hd) for states h (B, n, d), RoPE applied."""
-    d, H = model.cfg.d_model, model.cfg.n_head
-    q, k, v = (heads(t, H) for t in block.attn.qkv(block.ln1(h)).split(d, dim=2))
-    if rope is not None:
-        q, k = apply_rope(q, *rope), apply_rope(k, *rope)
-    return q, k, v
+def _queries_and_kv(
+    model: GPT,
+    block: nn.Module,
+    h: torch.Tensor,
+    rope: tuple[torch.Tensor, torch.Tensor] | None,
+    cache: KVCache,
+    layer: int,
+    start: int,
+) -> torch.Tensor:
+    """A layer's queries (B, H, n, hd) for states h (B, n, d) at positions start.., RoPE applied.
+
+    A dense layer that makes keys and values (the first of its sharing group) stores them for
+    those positions; InAttention's and the other layers' were stored beforehand.
+    """
+    cfg = model.cfg
+    a = block.ln1(h)
+    if cfg.arch == "dense" and block.attn.makes_kv:
+        q, k, v = block.attn.project(a, None)  # (B, n, d), (B, n, kv_dim) x 2
+        k, v = heads(k, cfg.kv_heads), heads(v, cfg.kv_heads)  # (B, kv_heads, n, hd)
+        if rope is not None:
+            k = apply_rope(k, *rope)
+        cache.write(cfg.kv_group(layer), start, k, v)
+    else:
+        q = F.linear(a, *block.attn.q_weight())
+    q = heads(q, cfg.n_head)  # (B, H, n, hd)
+    return q if rope is None else apply_rope(q, *rope)
 
 
 def _attend_block(
@@ -98,21 +122,16 @@ def _attend_block(
 def _position_logits(model: GPT, x0: torch.Tensor, cache: KVCache, pos: int) -> torch.Tensor:
     """Run position `pos` (x0: (B, 1, d)) through the layers over cached positions 0..pos.
 
-    Dense layers first append the position's own k, v; InAttention ones were filled beforehand.
+    Dense layers that make keys and values first append the position's own k, v; InAttention's
+    were filled beforehand.
     """
     cfg = model.cfg
     rope = rope_tables(model, pos, pos + 1, x0.device, x0.dtype)
     mask = reversed_mask(model, pos, pos + 1, x0.device, x0.dtype)  # ALiBi only: (1, H, 1, pos+1)
     h = x0
     for layer, block in enumerate(model.blocks):
-        if cfg.arch == "dense":
-            q, k, v = _qkv(model, block, h, rope)  # (B, H, 1, hd)
-            cache.write(layer, pos, k, v)
-        else:
-            q = heads(F.linear(block.ln1(h), *block.attn.q_weight()), cfg.n_head)
-            if rope is not None:
-                q = apply_rope(q, *rope)
-        h = _attend_block(block, h, q, cache.read(layer, pos + 1), mask)
+        q = _queries_and_kv(model, block, h, rope, cache, layer, pos)  # (B, H, 1, hd)
+        h = _attend_block(block, h, q, cache.read(cfg.kv_group(layer), pos + 1), mask)
     cache.length = max(cache.length, pos + 1)
     return model.logits(h[:, 0])  # (B, vocab)
 
@@ -122,25 +141,26 @@ def _prefill_dense(
 ) -> torch.Tensor:
     """Fill the cache chunk by chunk of positions; logits (B, vocab) of the last position.
 
-    Each chunk runs through every layer, its queries attending to the cache filled so far plus
+    Each chunk runs through the layers, its queries attending to the cache filled so far plus
     the chunk itself (`chunk_attention`), so beyond the cache the workspace is O(chunk x d),
-    whatever T. The last layer only has to store the keys and values of the earlier chunks; its
-    attention and MLP run for the very last position alone.
+    whatever T. From the last layer that makes keys and values on, no layer stores anything, so
+    earlier chunks stop there and the last one goes on for its very last position alone.
     """
     cfg = model.cfg
     T = idx.shape[1]
+    last_maker = cfg.kv_share * (cfg.kv_groups - 1)  # the last layer that makes K/V
     for j0, j1 in chunks(T, chunk):
         h = model.embed(idx[:, j0:j1], start=j0)  # (B, c, d)
         rope = rope_tables(model, j0, j1, h.device, h.dtype)
         mask = reversed_mask(model, j0, j1, h.device, h.dtype)  # (1, H or 1, c, j1), a view
         for layer, block in enumerate(model.blocks):
-            q, k, v = _qkv(model, block, h, rope)  # (B, H, c, hd)
-            cache.write(layer, j0, k, v)
-            if layer == cfg.n_layer - 1:
-                if j1 < T:  # the next layer would be the logits: not needed before the end
+            q = _queries_and_kv(model, block, h, rope, cache, layer, j0)  # (B, H, c, hd)
+            if layer == last_maker:
+                if j1 < T:  # the rest feeds only the logits: not needed before the end
                     break
                 q, h = q[:, :, -1:], h[:, -1:]
-            h = _attend_block(block, h, q, cache.read(layer, j1), mask)
+                rope = None if rope is None else (rope[0][-1:], rope[1][-1:])
+            h = _attend_block(block, h, q, cache.read(cfg.kv_group(layer), j1), mask)
     cache.length = T
     return model.logits(h[:, -1])  # (B, vocab)
 

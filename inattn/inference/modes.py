@@ -3,12 +3,16 @@
     logits, cache = prefill(model, idx, mode)     # time to first token; logits: (B, vocab)
     logits, cache = decode_step(model, tok, cache) # one new token per sequence; tok: (B,)
 
-| mode      | archs          | carried between steps                          | bytes per token   |
-|-----------|----------------|------------------------------------------------|-------------------|
-| `state`   | inattn         | S = N(x0), absorbed projections                | d x bytes         |
-| `kvcache` | dense, inattn  | every layer's keys and values                  | 2 L d x bytes     |
-| `sdpa`    | dense, inattn  | token ids; the plain full forward every step   | 8 (int64 ids)     |
-| `naive`   | dense, inattn  | token ids; full forward with T x T scores      | 8 (int64 ids)     |
+| mode      | archs         | carried between steps                      | bytes per token       |
+|-----------|---------------|--------------------------------------------|-----------------------|
+| `state`   | inattn        | S = N(x0), absorbed projections            | d x b                 |
+| `kvcache` | dense, inattn | each sharing group's keys and values       | 2 G n_kv hd x b       |
+| `sdpa`    | dense, inattn | token ids; the plain full forward per step | 8 (int64 ids)         |
+| `naive`   | dense, inattn | token ids; full forward with T x T scores  | 8 (int64 ids)         |
+
+b: bytes per number; G = ceil(L / kv_share) groups of layers sharing keys and values (L without
+CLA, and always for InAttention); n_kv key/value heads (n_head without GQA/MQA), so plain
+multi-head attention caches 2 L d x b.
 """
 
 from __future__ import annotations
@@ -131,7 +135,7 @@ def state_bytes(cache: Cache) -> int:
     if isinstance(cache, InAttentionState):
         t = cache.s  # (B, capacity, d)
     elif isinstance(cache, KVCache):
-        t = cache.kv  # (L, 2, B, H, capacity, hd)
+        t = cache.kv  # (groups, 2, B, kv_heads, capacity, hd)
     else:
         t = cache.idx  # (B, T) token ids
     return t.numel() * t.element_size()
@@ -142,7 +146,7 @@ def cache_bytes_per_token(cfg: GPTConfig, mode: str, dtype: torch.dtype) -> int:
     size, id_size = dtype.itemsize, torch.long.itemsize
     per_token = {
         "state": cfg.d_model * size,
-        "kvcache": 2 * cfg.n_layer * cfg.d_model * size,
+        "kvcache": 2 * cfg.kv_groups * cfg.kv_dim * size,  # 2 L d without GQA or CLA
         "naive": id_size,
         "sdpa": id_size,
     }
