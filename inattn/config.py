@@ -12,7 +12,16 @@ from omegaconf import DictConfig, OmegaConf
 from inattn.errors import ConfigError
 from inattn.model import GPTConfig
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+
+def find_conf_dir() -> Path:
+    """The Hydra config tree: the repository's `conf/` when running from a checkout (so edits
+    there take effect), else the copy an installed package carries as `inattn/conf`."""
+    package = Path(__file__).resolve().parent
+    checkout = package.parent / "conf"
+    return checkout if (checkout / "train.yaml").is_file() else package / "conf"
+
+
+CONF_DIR = find_conf_dir()
 
 
 def to_dict(cfg: DictConfig | Mapping) -> dict[str, Any]:
