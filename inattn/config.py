@@ -53,6 +53,49 @@ def check_integer(cfg: DictConfig, key: str, minimum: int) -> None:
         raise ConfigError(key, f"{key} must be an integer >= {minimum}, got {value!r}")
 
 
+SEED_RANGE = (0, 2**32 - 1)  # what Lightning's seed_everything accepts
+# Lightning's accepted `precision` values (its `_PRECISION_INPUT`), written as a user types them;
+# `auto` is ours (inattn.train.resolve_precision). Kept here, not imported: lightning is a slow
+# import for a command line that is only being checked.
+PRECISIONS = (
+    "auto", "32-true", "32", "16-mixed", "16", "bf16-mixed", "bf16", "16-true", "bf16-true",
+    "64-true", "64", "transformer-engine", "transformer-engine-float16",
+)  # fmt: skip
+
+
+def check_seed(cfg: DictConfig) -> None:
+    low, high = SEED_RANGE
+    seed = cfg.get("seed")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not low <= seed <= high:
+        raise ConfigError("seed", f"seed must be an integer in [{low}, {high}], got {seed!r}")
+
+
+def check_precision(cfg: DictConfig) -> None:
+    precision = str(cfg.trainer.precision)
+    if precision not in PRECISIONS:
+        raise ConfigError(
+            "trainer.precision", f"choose one of {', '.join(PRECISIONS)}; got {precision!r}"
+        )
+
+
+def check_run_labels(cfg: DictConfig) -> None:
+    """`group` is one name and `tags` a list of names (a bare string would become its letters)."""
+    group = cfg.get("group")
+    if group is not None and not isinstance(group, (str, int)):
+        raise ConfigError("group", f"group must be one name, got {group!r}")
+    tags = cfg.get("tags")
+    if tags is not None and not OmegaConf.is_list(tags):
+        raise ConfigError("tags", f"tags must be a list, e.g. tags=[a,b]; got {tags!r}")
+
+
+def check_betas(cfg: DictConfig) -> None:
+    betas = cfg.optim.betas
+    ok = OmegaConf.is_list(betas) and len(betas) == 2
+    ok = ok and all(isinstance(b, (int, float)) and 0 <= b < 1 for b in betas)
+    if not ok:
+        raise ConfigError("optim.betas", f"optim.betas must be two numbers in [0, 1), got {betas}")
+
+
 def check_resume_value(resume: Any) -> None:
     """`false`, `auto`, or the path of a checkpoint file."""
     if resume is False or resume is None or resume == "auto":
@@ -99,6 +142,11 @@ def validate_train_config(cfg: DictConfig) -> None:
         check_integer(cfg, key, 1)
     for key in ("optim.weight_decay", "optim.warmup_steps", "optim.grad_clip"):
         check_positive(cfg, key, allow_zero=True)
+    check_positive(cfg, "optim.eps")
+    check_betas(cfg)
+    check_seed(cfg)
+    check_precision(cfg)
+    check_run_labels(cfg)
     if not 0.0 <= cfg.optim.min_lr_ratio <= 1.0:
         raise ConfigError("optim.min_lr_ratio", "optim.min_lr_ratio must be in [0, 1]")
     check_integer(cfg, "checkpoint.every_n_steps", 0)
