@@ -18,6 +18,7 @@ import torch
 from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig
 
+from inattn import console
 from inattn.checkpointing import FOLDER, LAST, AtomicCheckpointIO, Checkpoints, NumericalFault
 from inattn.config import model_config, to_dict, validate_train_config
 from inattn.data.module import TextDataModule
@@ -48,9 +49,17 @@ def trainer_kwargs(cfg: DictConfig) -> dict[str, Any]:
     # The train sampler shards itself by rank (the same global order for any number of
     # processes); every process validates the whole validation split.
     kwargs["use_distributed_sampler"] = False
+    kwargs.setdefault("enable_model_summary", bool(cfg.get("verbose", False)))
     if kwargs["strategy"] == "fsdp":
         kwargs["strategy"] = fsdp_strategy()
     return kwargs
+
+
+def progress_bar(cfg: DictConfig) -> list[console.TrainingBar]:
+    """The one progress bar of a run (Lightning refuses a bar when `enable_progress_bar` is off)."""
+    if not cfg.trainer.get("enable_progress_bar", True):
+        return []
+    return [console.TrainingBar(verbose=bool(cfg.get("verbose", False)))]
 
 
 def fsdp_strategy() -> Any:
@@ -246,6 +255,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     before the bad update, and its checkpoints keep the last good state.
     """
     validate_train_config(cfg)
+    console.configure(bool(cfg.get("verbose", False)))
     done = finished(run_dir, int(cfg.trainer.max_steps))
     if done is not None:
         print(f"already finished: {run_dir / METRICS_FILE} (delete it to train again)")
@@ -268,7 +278,8 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     trainer = L.Trainer(
         **trainer_kwargs(cfg),  # made anew: a strategy object serves one Trainer
         logger=loggers,
-        callbacks=[StepLog(), checkpoints, RunState(facts, start.saved_run)],  # in this order
+        # StepLog before Checkpoints: a step's row is written before its checkpoint
+        callbacks=[StepLog(), checkpoints, RunState(facts, start.saved_run), *progress_bar(cfg)],
         plugins=[AtomicCheckpointIO()],
         default_root_dir=run_dir,
     )
