@@ -59,6 +59,56 @@ def trained_run(tmp_path_factory) -> Path:
     return root / "run"
 
 
+TINY_MODEL = {"n_layer": 2, "n_head": 2, "d_model": 16, "vocab_size": 50, "context_length": 8}
+TINY_OPTIM = {
+    "lr": 1e-2,
+    "weight_decay": 0.1,
+    "betas": [0.9, 0.95],
+    "eps": 1e-8,
+    "warmup_steps": 2,
+    "min_lr_ratio": 0.1,
+}
+
+
+@pytest.fixture
+def fit_tiny(tmp_path, request) -> Callable[..., tuple]:
+    """`fit_tiny(steps, callbacks=[], loggers=False, batch=4, validate=False, **trainer)`: a
+    2-layer LitGPT trained in this process on random token blocks (CPU, no progress bar, no
+    Lightning checkpoints); returns (trainer, module)."""
+    request.getfixturevalue("one_thread")
+    import lightning as L
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from inattn.lit import LitGPT
+
+    def fit(
+        steps: int, callbacks=(), loggers=False, batch: int = 4, validate: bool = False, **trainer
+    ) -> tuple:
+        gen = torch.Generator().manual_seed(0)
+        T, V = TINY_MODEL["context_length"], TINY_MODEL["vocab_size"]
+        blocks = torch.randint(0, V, (32, T + 1), generator=gen)
+        data = DataLoader(TensorDataset(blocks[:, :-1], blocks[:, 1:]), batch_size=batch)
+        lit = LitGPT(dict(TINY_MODEL), dict(TINY_OPTIM), max_steps=steps)
+        settings = {
+            "accelerator": "cpu",
+            "max_steps": steps,
+            "logger": loggers,
+            "callbacks": list(callbacks),
+            "enable_checkpointing": False,
+            "enable_progress_bar": False,
+            "enable_model_summary": False,
+            "num_sanity_val_steps": 0,
+            "limit_val_batches": 2 if validate else 0,
+            "default_root_dir": tmp_path,
+            **trainer,
+        }
+        run = L.Trainer(**settings)
+        run.fit(lit, train_dataloaders=data, val_dataloaders=data if validate else None)
+        return run, lit
+
+    return fit
+
+
 @dataclass
 class Result:
     code: int
