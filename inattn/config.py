@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,11 @@ def find_conf_dir() -> Path:
 
 
 CONF_DIR = find_conf_dir()
+
+# `${inattn.cwd:}`: the folder the command runs in (paths.root). Hydra's own `${hydra:runtime.cwd}`
+# resolves only inside a job, but a sweep's folder (hydra.sweep.dir) is resolved before any job.
+if not OmegaConf.has_resolver("inattn.cwd"):
+    OmegaConf.register_new_resolver("inattn.cwd", os.getcwd)
 
 
 def to_dict(cfg: DictConfig | Mapping) -> dict[str, Any]:

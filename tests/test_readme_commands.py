@@ -12,12 +12,16 @@ from __future__ import annotations
 import re
 import shlex
 import shutil
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
+from hydra import compose, initialize_config_dir
 
 from inattn.cli import bench, generate, report, reproduce, train
+from inattn.cli.app import sweep_combinations
 from inattn.config import CONF_DIR
 from tests.test_resume_helpers import cli_in_process
 
@@ -58,6 +62,23 @@ def concrete(args: list[str], run: Path) -> list[str]:
             arg = f"{key}={checkpoint}"
         out.append(arg)
     return out
+
+
+def sweep_folder(config_path: str, config_name: str, version_base: str) -> Callable:
+    """In place of `hydra.main`: resolves the sweep's folder as Hydra's sweeper does (before any
+    job, so without a job's Hydra settings), and launches nothing."""
+
+    def decorate(task: Callable) -> Callable[[], None]:
+        def run() -> None:
+            given = [a for a in sys.argv[1:] if not a.startswith("-")]
+            first = next(sweep_combinations(given))  # the sweeper resolves the folder once
+            with initialize_config_dir(config_path, version_base=version_base):
+                cfg = compose(config_name, first, return_hydra_config=True)
+            assert str(cfg.hydra.sweep.dir)
+
+        return run
+
+    return decorate
 
 
 def hydra_flags_first(args: list[str]) -> list[str]:
@@ -101,7 +122,7 @@ def test_readme_command_works(line, trained_run, tmp_path, capsys, monkeypatch, 
     if any(a.startswith("local=slurm") for a in args):
         request.getfixturevalue("slurm_conf")
     if "-m" in args:  # Hydra refuses -m with --cfg: check the sweep as a run would, launch none
-        monkeypatch.setattr("inattn.cli.app.hydra.main", lambda **kw: lambda task: lambda: None)
+        monkeypatch.setattr("inattn.cli.app.hydra.main", sweep_folder)
     args = hydra_flags_first(concrete(args, trained_run))
     code, out, err = cli_in_process(PROGRAMS[program], args, capsys, monkeypatch)
     assert code == 0, (out + err)[-3000:]
