@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,21 @@ from omegaconf import DictConfig, OmegaConf
 from inattn.errors import ConfigError
 from inattn.model import GPTConfig, gqa_heads
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+
+def find_conf_dir() -> Path:
+    """The Hydra config tree: the repository's `conf/` when running from a checkout (so edits
+    there take effect), else the copy an installed package carries as `inattn/conf`."""
+    package = Path(__file__).resolve().parent
+    checkout = package.parent / "conf"
+    return checkout if (checkout / "train.yaml").is_file() else package / "conf"
+
+
+CONF_DIR = find_conf_dir()
+
+# `${inattn.cwd:}`: the folder the command runs in (paths.root). Hydra's own `${hydra:runtime.cwd}`
+# resolves only inside a job, but a sweep's folder (hydra.sweep.dir) is resolved before any job.
+if not OmegaConf.has_resolver("inattn.cwd"):
+    OmegaConf.register_new_resolver("inattn.cwd", os.getcwd)
 
 # conf/arch/gqa.yaml: `n_kv_head: ${gqa_heads:${model.n_head}}`, one rule for every size
 OmegaConf.register_new_resolver("gqa_heads", gqa_heads, replace=True)
@@ -46,6 +61,49 @@ def check_integer(cfg: DictConfig, key: str, minimum: int) -> None:
     value = OmegaConf.select(cfg, key)
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ConfigError(key, f"{key} must be an integer >= {minimum}, got {value!r}")
+
+
+SEED_RANGE = (0, 2**32 - 1)  # what Lightning's seed_everything accepts
+# Lightning's accepted `precision` values (its `_PRECISION_INPUT`), written as a user types them;
+# `auto` is ours (inattn.train.resolve_precision). Kept here, not imported: lightning is a slow
+# import for a command line that is only being checked.
+PRECISIONS = (
+    "auto", "32-true", "32", "16-mixed", "16", "bf16-mixed", "bf16", "16-true", "bf16-true",
+    "64-true", "64", "transformer-engine", "transformer-engine-float16",
+)  # fmt: skip
+
+
+def check_seed(cfg: DictConfig) -> None:
+    low, high = SEED_RANGE
+    seed = cfg.get("seed")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not low <= seed <= high:
+        raise ConfigError("seed", f"seed must be an integer in [{low}, {high}], got {seed!r}")
+
+
+def check_precision(cfg: DictConfig) -> None:
+    precision = str(cfg.trainer.precision)
+    if precision not in PRECISIONS:
+        raise ConfigError(
+            "trainer.precision", f"choose one of {', '.join(PRECISIONS)}; got {precision!r}"
+        )
+
+
+def check_run_labels(cfg: DictConfig) -> None:
+    """`group` is one name and `tags` a list of names (a bare string would become its letters)."""
+    group = cfg.get("group")
+    if group is not None and not isinstance(group, (str, int)):
+        raise ConfigError("group", f"group must be one name, got {group!r}")
+    tags = cfg.get("tags")
+    if tags is not None and not OmegaConf.is_list(tags):
+        raise ConfigError("tags", f"tags must be a list, e.g. tags=[a,b]; got {tags!r}")
+
+
+def check_betas(cfg: DictConfig) -> None:
+    betas = cfg.optim.betas
+    ok = OmegaConf.is_list(betas) and len(betas) == 2
+    ok = ok and all(isinstance(b, (int, float)) and 0 <= b < 1 for b in betas)
+    if not ok:
+        raise ConfigError("optim.betas", f"optim.betas must be two numbers in [0, 1), got {betas}")
 
 
 def check_resume_value(resume: Any) -> None:
@@ -94,6 +152,11 @@ def validate_train_config(cfg: DictConfig) -> None:
         check_integer(cfg, key, 1)
     for key in ("optim.weight_decay", "optim.warmup_steps", "optim.grad_clip"):
         check_positive(cfg, key, allow_zero=True)
+    check_positive(cfg, "optim.eps")
+    check_betas(cfg)
+    check_seed(cfg)
+    check_precision(cfg)
+    check_run_labels(cfg)
     if not 0.0 <= cfg.optim.min_lr_ratio <= 1.0:
         raise ConfigError("optim.min_lr_ratio", "optim.min_lr_ratio must be in [0, 1]")
     check_integer(cfg, "checkpoint.every_n_steps", 0)

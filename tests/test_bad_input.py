@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from inattn.cli import generate, reproduce, train
-from tests.test_resume_helpers import cli, cli_in_process, one_thread, tiny, train_in_process  # noqa: F401
+from tests.test_resume_helpers import cli, cli_in_process, tiny, train_in_process
 
 
 @dataclass
@@ -123,6 +123,21 @@ ROWS = {
         ],
         "trainer.max_steps",
     ),
+    "fractional seed": Row(lambda i, t: ["seed=1.5"], "seed"),
+    "negative seed": Row(lambda i, t: ["seed=-3"], "seed", subprocess=True),
+    "unknown precision": Row(lambda i, t: ["trainer.precision=bf17"], "trainer.precision"),
+    "tags as a bare string": Row(lambda i, t: ["tags=fast"], "tags"),
+    "betas out of range": Row(lambda i, t: ["optim.betas=[0.9,1.5]"], "optim.betas"),
+    "Trainer key Lightning refuses": Row(
+        lambda i, t: ["trainer.val_check_interval=-1"], "trainer.val_check_interval"
+    ),
+    "Trainer key Lightning does not know": Row(
+        lambda i, t: ["+trainer.colour=blue"], "trainer.colour", subprocess=True
+    ),
+    "Trainer strategy Lightning does not know": Row(
+        lambda i, t: ["trainer.strategy=sideways"], "trainer.strategy"
+    ),
+    "zero devices": Row(lambda i, t: ["trainer.devices=0"], "trainer.devices"),
     "W&B mode with logger=csv": Row(
         lambda i, t: ["logger=csv", "logger.wandb.mode=online"], "logger.wandb.mode"
     ),

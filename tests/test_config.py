@@ -90,3 +90,15 @@ def test_gpt2_ladder_shapes(size):
     }
     cfg = compose_train([f"size={size}"])
     assert (cfg.model.n_layer, cfg.model.n_head, cfg.model.d_model) == shapes[size]
+
+
+def test_the_precisions_accepted_are_lightnings_own():
+    import typing
+
+    from lightning.pytorch.trainer.connectors import accelerator_connector
+
+    from inattn.config import PRECISIONS
+
+    kinds = typing.get_args(accelerator_connector._PRECISION_INPUT)
+    lightnings = {str(v) for kind in kinds for v in typing.get_args(kind)}
+    assert set(PRECISIONS) == lightnings | {"auto"}

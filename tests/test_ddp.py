@@ -24,7 +24,6 @@ from inattn.train import trainer_kwargs
 from tests.test_resume_helpers import (
     cli,
     measured,
-    one_thread,  # noqa: F401 (a fixture)
     same_weights,
     tiny,
     train_in_process,

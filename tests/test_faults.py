@@ -19,7 +19,6 @@ from tests.test_resume_helpers import (
     cli_in_process,
     load_checkpoint,
     measured,
-    one_thread,  # noqa: F401 (a fixture)
     tiny,
     train_in_process,
 )

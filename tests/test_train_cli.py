@@ -6,9 +6,6 @@ Bad input is in test_bad_input.py, resuming in test_resume.py, faults in test_fa
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -28,19 +25,6 @@ TINY = [
 ]
 
 
-def inattn_train(*args: str, root: Path, cache: Path, timeout: int = 300):
-    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
-    cmd = [
-        sys.executable,
-        "-m",
-        "inattn.cli.train",
-        *args,
-        f"paths.root={root}",
-        f"paths.cache={cache}",
-    ]
-    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
-
-
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory) -> Path:
     """One tokenized-data cache for the module, so the tokenizer is trained once."""
@@ -51,9 +35,9 @@ def metrics_files(root: Path) -> list[Path]:
     return sorted(root.glob("outputs/**/metrics.json"))
 
 
-def test_default_run_writes_metrics_checkpoint_and_wandb(tmp_path, cache):
-    result = inattn_train(*TINY, "group=smoke", root=tmp_path, cache=cache)
-    assert result.returncode == 0, result.stderr[-3000:]
+def test_default_run_writes_metrics_checkpoint_and_wandb(tmp_path, cache, run_cli):
+    result = run_cli("train", *TINY, "group=smoke", f"paths.cache={cache}")
+    assert result.code == 0, result.stderr[-3000:]
     (metrics_path,) = metrics_files(tmp_path)
     run_dir = metrics_path.parent
     m = json.loads(metrics_path.read_text())
@@ -77,17 +61,10 @@ def test_default_run_writes_metrics_checkpoint_and_wandb(tmp_path, cache):
     assert {"inattn", "nano", "T32"} <= set(logged["run"].tags)
 
 
-def test_multirun_grid_writes_one_metrics_file_per_job(tmp_path, cache):
-    result = inattn_train(
-        "-m",
-        *TINY,
-        "arch=dense,inattn",
-        "position=learned,rope",
-        "logger=csv",
-        root=tmp_path,
-        cache=cache,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+def test_multirun_grid_writes_one_metrics_file_per_job(tmp_path, cache, run_cli):
+    args = ["arch=dense,inattn", "position=learned,rope", "logger=csv", f"paths.cache={cache}"]
+    result = run_cli("train", "-m", *TINY, *args)
+    assert result.code == 0, result.stderr[-3000:]
     runs = [json.loads(p.read_text()) for p in metrics_files(tmp_path)]
     assert sorted((r["arch"], r["position"]) for r in runs) == [
         ("dense", "learned"),

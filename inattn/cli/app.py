@@ -63,7 +63,9 @@ def sweep_combinations(overrides: list[str], multirun: bool = True) -> Iterator[
         if o.is_sweep_override():
             key, value = o.input_line.split("=", 1)
             if not multirun:
-                raise UserError(key, f"{value} is a sweep: add -m, or quote it: {key}='{value}'")
+                # the outer quotes are for the shell, the inner ones for Hydra
+                quoted = f"\"{key}='{value}'\""
+                raise UserError(key, f"{value} is a sweep: add -m, or quote it: {quoted}")
             choices.append([f"{key}={v}" for v in o.sweep_string_iterator()])
         else:
             choices.append([o.input_line])

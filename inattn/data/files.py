@@ -13,10 +13,20 @@ from inattn.errors import DataError
 CHUNK = 1 << 20
 
 
+def split_patterns(patterns: str | Path | Sequence[str]) -> list[str]:
+    """A list of paths and globs, or one string of them separated by commas (`'a.txt,b/*.txt'`);
+    a string naming an existing file is that file, commas and all."""
+    if not isinstance(patterns, (str, Path)):
+        return [str(p) for p in patterns]
+    text = str(patterns)
+    if "," not in text or Path(text).expanduser().exists():
+        return [text]
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
 def expand(patterns: str | Sequence[str], field: str) -> list[Path]:
     """Paths and globs to sorted files, each once; a pattern that matches nothing is refused."""
-    if isinstance(patterns, (str, Path)):
-        patterns = [patterns]
+    patterns = split_patterns(patterns)
     found: dict[str, Path] = {}
     for pattern in patterns:
         pattern = str(Path(pattern).expanduser())

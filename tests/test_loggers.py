@@ -1,0 +1,121 @@
+"""inattn.loggers: the CSV log that a resumed run continues, one row per optimizer step, W&B
+failures turned into one warning, and which loggers a config gets."""
+
+from __future__ import annotations
+
+import csv
+import logging
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from inattn import loggers
+from inattn.loggers import (
+    GuardedWandbLogger,
+    ResumableCSVLogger,
+    StepLog,
+    build_loggers,
+    run_tags,
+    wandb_run_id,
+)
+
+
+def rows(run_dir: Path) -> list[dict[str, str]]:
+    with open(run_dir / "csv" / "metrics.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def log_steps(run_dir: Path, steps: range, resume_step: int | None = None, tag: float = 0.0):
+    logger = ResumableCSVLogger(str(run_dir), resume_step=resume_step)
+    for step in steps:
+        logger.log_metrics({"train/loss": tag + step}, step=step)
+    logger.finalize("success")
+
+
+def test_a_resumed_csv_log_keeps_the_rows_before_the_checkpoint(tmp_path):
+    log_steps(tmp_path, range(6))
+    log_steps(tmp_path, range(3, 8), resume_step=3, tag=100.0)  # steps 3.. trained again
+    got = [(int(r["step"]), float(r["train/loss"])) for r in rows(tmp_path)]
+    assert got == [(0, 0.0), (1, 1.0), (2, 2.0), *((s, 100.0 + s) for s in range(3, 8))]
+
+
+def test_a_fresh_run_in_a_used_folder_starts_a_fresh_csv_log(tmp_path):
+    log_steps(tmp_path, range(4))
+    log_steps(tmp_path, range(2), tag=50.0)
+    assert [float(r["train/loss"]) for r in rows(tmp_path)] == [50.0, 51.0]
+
+
+def test_step_log_writes_one_row_per_optimizer_step(fit_tiny, tmp_path):
+    csv_logger = ResumableCSVLogger(str(tmp_path))
+    fit_tiny(6, callbacks=[StepLog()], loggers=[csv_logger], log_every_n_steps=1)
+    train = [r for r in rows(tmp_path) if r.get("train/loss")]
+    assert [int(r["step"]) for r in train] == list(range(6))  # 0-based, as validation rows
+    assert all(float(r["train/tokens_per_sec"]) > 0 for r in train)
+    assert [float(r["train/tokens_seen"]) for r in train] == [4 * 8 * (s + 1) for s in range(6)]
+
+
+def test_step_log_with_gradient_accumulation_counts_optimizer_steps(fit_tiny, tmp_path):
+    csv_logger = ResumableCSVLogger(str(tmp_path))
+    fit_tiny(
+        3,
+        callbacks=[StepLog()],
+        loggers=[csv_logger],
+        log_every_n_steps=1,
+        accumulate_grad_batches=2,
+    )
+    train = [r for r in rows(tmp_path) if r.get("train/loss")]
+    assert [int(r["step"]) for r in train] == [0, 1, 2]
+    assert float(train[-1]["train/tokens_seen"]) == 3 * 2 * 4 * 8
+
+
+def test_wandb_failing_warns_once_and_is_left_alone(caplog):
+    logger = GuardedWandbLogger(project="inattn", mode="disabled")
+    calls = []
+
+    def broken(*args):
+        calls.append(args)
+        raise OSError("folder went away")
+
+    with caplog.at_level(logging.WARNING, logger="inattn.loggers"):
+        assert logger._guard("logging metrics", broken, 1) is None
+        assert logger._guard("logging metrics", broken, 2) is None
+    assert calls == [(1,)] and logger.failed
+    (warning,) = [r.getMessage() for r in caplog.records]
+    assert "W&B failed while logging metrics (folder went away)" in warning
+
+
+def config(logger: str, **wandb) -> OmegaConf:
+    wb = {"enabled": logger == "wandb", "project": "inattn", "entity": None, "init_timeout": 5}
+    wb["mode"] = "offline" if logger == "wandb" else "disabled"
+    return OmegaConf.create(
+        {
+            "logger": {"wandb": {**wb, **wandb}},
+            "model": {"arch": "dense", "size": "nano", "position": "rope"},
+            "context_length": 64,
+            "tags": ["mine"],
+            "group": None,
+        }
+    )
+
+
+def test_tags_name_the_model_and_keep_the_users():
+    assert run_tags(config("csv")) == ["dense", "nano", "T64", "rope", "mine"]
+
+
+@pytest.mark.parametrize("cfg", [config("csv"), config("wandb", mode="disabled")])
+def test_without_wandb_only_the_csv_log(cfg, tmp_path):
+    built = build_loggers(cfg, tmp_path, {})
+    assert [type(x) for x in built] == [ResumableCSVLogger] and wandb_run_id(built) is None
+
+
+def test_wandb_that_cannot_start_leaves_the_csv_log_and_one_warning(tmp_path, monkeypatch, caplog):
+    def no_start(self):
+        raise RuntimeError("no network\nmore detail")
+
+    monkeypatch.setattr(loggers.GuardedWandbLogger, "experiment", property(no_start))
+    with caplog.at_level(logging.WARNING, logger="inattn.loggers"):
+        built = build_loggers(config("wandb"), tmp_path, {})
+    assert [type(x) for x in built] == [ResumableCSVLogger]
+    (warning,) = [r.getMessage() for r in caplog.records]
+    assert warning == "W&B could not start (no network); logging to CSV only"
