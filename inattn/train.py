@@ -20,7 +20,14 @@ from inattn.checkpointing import FOLDER, LAST, AtomicCheckpointIO, Checkpoints, 
 from inattn.config import model_config, to_dict, validate_train_config
 from inattn.data.module import TextDataModule
 from inattn.errors import ConfigError
-from inattn.init_from import copy_weights, initial_config, load_for
+from inattn.init_from import (
+    Source,
+    check_source,
+    copy_weights,
+    given_overrides,
+    initial_config,
+    load_for,
+)
 from inattn.lit import LitGPT
 from inattn.loggers import StepLog, build_loggers, finish_loggers, wandb_run_id
 from inattn.model import GPTConfig
@@ -61,10 +68,14 @@ def fsdp_strategy() -> Any:
     return FSDPStrategy(auto_wrap_policy={Block}, state_dict_type="full")
 
 
-def build_data(cfg: DictConfig) -> TextDataModule:
+def build_data(cfg: DictConfig, source: Source | None = None) -> TextDataModule:
+    """The data module; a model folder in `init_from` brings its own tokenizer."""
+    tokenizer = to_dict(cfg.tokenizer)
+    if source is not None:
+        tokenizer = source.tokenizer_options(tokenizer, cfg.paths.cache)
     dm = TextDataModule(
         data_cfg=to_dict(cfg.data),
-        tokenizer_cfg=to_dict(cfg.tokenizer),
+        tokenizer_cfg=tokenizer,
         context_length=cfg.context_length,
         batch_size=cfg.batch_size,
         cache_dir=cfg.paths.cache,
@@ -83,7 +94,7 @@ def finished(run_dir: Path, max_steps: int) -> dict[str, Any] | None:
     return None
 
 
-def start_from(gpt_cfg: GPTConfig, path: str, extension: str) -> LoadedModel:
+def start_from(gpt_cfg: GPTConfig, path: str | Source, extension: str) -> LoadedModel:
     """`init_from`'s model, extended to this run's context (errors name the config keys)."""
     try:
         return load_for(gpt_cfg, path, extension)
@@ -110,8 +121,11 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     resume_from = find_resume(cfg.resume, run_dir)
     ckpt = read_checkpoint(resume_from) if resume_from else {}
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    dm = build_data(cfg)
+    source = check_source(cfg, given_overrides())  # a model folder also sets shape and tokenizer
+    dm = build_data(cfg, source)
     gpt_cfg = model_config(cfg, vocab_size=dm.vocab_size)
+    if source is not None:
+        gpt_cfg = source.run_config(gpt_cfg)
     facts = {
         "seed": cfg.seed,
         "batch_size": cfg.batch_size,
@@ -121,8 +135,8 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         "train_blocks": len(dm.data.train),
     }
     init = None
-    if cfg.get("init_from") and not resume_from:  # a resumed run has its own weights
-        init = start_from(gpt_cfg, cfg.init_from, cfg.init_extension)
+    if source is not None and not resume_from:  # a resumed run has its own weights
+        init = start_from(gpt_cfg, source, cfg.init_extension)
         gpt_cfg = initial_config(gpt_cfg, init)
     if resume_from:
         check_resume(ckpt, resume_from, dataclasses.asdict(gpt_cfg), facts, max_steps)
