@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import torch
@@ -77,6 +76,35 @@ def save_folder(model, folder: Path, form: str = "safetensors", tokenizer: str =
     return folder
 
 
-def copy_folder(src: Path, dest: Path) -> Path:
-    shutil.copytree(src, dest)
-    return dest
+def randomise(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """Every parameter random and non-trivial: layer-norm weights around 1, the rest around 0."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            noise = torch.randn(p.shape, generator=gen)
+            norm_weight = name.endswith("weight") and ("ln" in name.split(".")[-2])
+            p.copy_(1 + 0.3 * noise if norm_weight else 0.15 * noise)
+    return model.eval()
+
+
+def random_checkpoint(path: Path, seed: int = 0, **cfg) -> Path:
+    """An inattn checkpoint file (what inattn-train writes, as far as loading goes) of a GPT with
+    random weights, holding the test tokenizer."""
+    from inattn.model import GPT, GPTConfig
+
+    shape = {"vocab_size": VOCAB, "context_length": 64, "n_layer": 2, "n_head": 4, "d_model": 64}
+    model = randomise(GPT(GPTConfig(**{**shape, **cfg})), seed)
+    save_checkpoint(model, word_tokenizer(), path)
+    return path
+
+
+def save_checkpoint(model, tokenizer: Tokenizer | None, path: Path) -> Path:
+    torch.save(
+        {
+            "state_dict": {f"model.{k}": v for k, v in model.state_dict().items()},
+            "hyper_parameters": {"model": model.cfg.to_dict()},
+            "inattn": {"tokenizer_json": None if tokenizer is None else tokenizer.to_str()},
+        },
+        path,
+    )
+    return path
