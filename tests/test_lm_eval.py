@@ -181,3 +181,33 @@ def test_bad_eval_input_is_one_line(tmp_path, capsys, monkeypatch):
         errors = [line for line in err.splitlines() if line.startswith("error:")]
         assert len(errors) == 1 and field in errors[0] and "Traceback" not in err, err
     assert not list(tmp_path.rglob("eval.json"))
+
+
+@pytest.mark.slow  # two harness runs (about 80 s)
+def test_exported_folder_scores_the_same_under_the_harness_hf_model(
+    models, tmp_path, capsys, monkeypatch
+):
+    """The harness's own `hf` model on the exported folder (plain `lm_eval`, remote code) gives
+    the `inattn` class's scores: an outside check of its loglikelihoods and generation."""
+    from inattn.cli import export as export_cli
+
+    trained, _, tasks = models
+    out = tmp_path / "hf"
+    code, _, err = cli_in_process(
+        export_cli.main, [f"ckpt={trained}", f"out={out}"], capsys, monkeypatch
+    )
+    assert code == 0, err
+    ours = scores_of(trained, tasks, capsys, monkeypatch)
+    cmd = [
+        *(sys.executable, "-m", "lm_eval", "--model", "hf", "--device", "cpu"),
+        *("--model_args", f"pretrained={out},trust_remote_code=True,dtype=float32"),
+        *("--tasks", "repeat_mc,repeat_ppl,repeat_gen", "--batch_size", "1"),
+        *("--include_path", str(tasks), "--output_path", str(tmp_path / "results")),
+    ]
+    result = subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (path,) = (tmp_path / "results").rglob("results*.json")
+    theirs = json.loads(path.read_text())["results"]
+    assert theirs["repeat_mc"]["acc,none"] == ours["acc"]
+    assert theirs["repeat_ppl"]["word_perplexity,none"] == pytest.approx(ours["ppl"], rel=1e-4)
+    assert theirs["repeat_gen"]["exact_match,first-two-words"] == ours["em"]
