@@ -3,6 +3,7 @@ and greedy tokens; HF GPT-2 -> inattn -> HF GPT-2 keeps every tensor; bad input 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -15,6 +16,7 @@ pytest.importorskip("transformers")
 from inattn.cli import export as export_cli  # noqa: E402
 from inattn.cli import generate as generate_cli  # noqa: E402
 from inattn.hf_folder import open_folder  # noqa: E402
+from inattn.model import GPTConfig  # noqa: E402
 from inattn.pretrained import load_model  # noqa: E402
 from tests.hf_helpers import (  # noqa: E402
     VOCAB,
@@ -60,6 +62,15 @@ VARIANTS = {
     },
     "inattn rope": {"arch": "inattn", "position": "rope", "rope_scale": 2.0},
 }
+# The K/V-sharing variants, where the model has them: exported with no change to the exporter.
+if {"n_kv_head", "kv_share"} <= {f.name for f in dataclasses.fields(GPTConfig)}:
+    VARIANTS["gqa"] = {"arch": "dense", "n_kv_head": 2}
+    VARIANTS["cla-2 mqa alibi"] = {
+        "arch": "dense",
+        "n_kv_head": 1,
+        "kv_share": 2,
+        "position": "alibi",
+    }
 
 
 @pytest.mark.parametrize("name", list(VARIANTS))
