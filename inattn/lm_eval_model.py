@@ -110,6 +110,9 @@ class InAttnLM(LM):
         for i, (context, continuation) in enumerate(pairs):
             tokens = (context + continuation)[-(self.max_length + 1) :]
             n = min(len(continuation), len(tokens) - 1)
+            if n == 0:  # nothing to score: probability 1
+                results[i] = (0.0, True)
+                continue
             rows.append((i, tokens[:-1], tokens[-n:]))
         rows.sort(key=lambda r: -len(r[1]))
         for start in range(0, len(rows), self.batch_size):
@@ -169,8 +172,8 @@ class InAttnLM(LM):
             idx,
             max_new,
             temperature=temperature,
-            top_k=kwargs.pop("top_k", None),
-            top_p=kwargs.pop("top_p", None),
+            top_k=kwargs.get("top_k") if sample else None,
+            top_p=kwargs.get("top_p") if sample else None,
             eos_id=self.eot_id,
         )
         new: list[int] = []

@@ -211,3 +211,33 @@ def test_exported_folder_scores_the_same_under_the_harness_hf_model(
     assert theirs["repeat_mc"]["acc,none"] == ours["acc"]
     assert theirs["repeat_ppl"]["word_perplexity,none"] == pytest.approx(ours["ppl"], rel=1e-4)
     assert theirs["repeat_gen"]["exact_match,first-two-words"] == ours["em"]
+
+
+def test_scores_equal_the_plain_computation(tmp_path):
+    """Batched, padded, truncated scoring against one plain forward per request."""
+    from lm_eval.api.instance import Instance
+
+    from inattn.lm_eval_model import InAttnLM
+
+    lm = InAttnLM(str(random_checkpoint(tmp_path / "m.ckpt", arch="inattn")), "cpu", batch_size=2)
+    long_context = " ".join([SENTENCE] * 8)  # more tokens than the 64 learned positions
+    pairs = [
+        lm.encode_pair("the cat sat", " on the mat"),
+        lm.encode_pair("", "the dog"),
+        lm.encode_pair(long_context, " and then"),
+        lm.encode_pair("far away ", "from"),
+    ]
+    assert len(pairs[2][0]) > lm.max_length
+    for (context, continuation), (logp, greedy) in zip(pairs, lm.score(pairs), strict=True):
+        ids = torch.tensor([(context + continuation)[-(lm.max_length + 1) :]])
+        with torch.no_grad():
+            plain = torch.log_softmax(lm.model(ids[:, :-1]), -1)[0, -len(continuation) :]
+        target = torch.tensor(continuation)
+        assert logp == pytest.approx(plain.gather(1, target[:, None]).sum().item(), abs=1e-4)
+        assert greedy == bool((plain.argmax(-1) == target).all())
+    text = SENTENCE
+    (rolling,) = lm.loglikelihood_rolling([Instance("loglikelihood_rolling", {}, (text,), 0)])
+    ids = torch.tensor([[lm.eot_id, *lm.encode(text)]])
+    with torch.no_grad():
+        plain = torch.log_softmax(lm.model(ids[:, :-1]), -1)[0]
+    assert rolling == pytest.approx(plain.gather(1, ids[0, 1:, None]).sum().item(), abs=1e-4)
