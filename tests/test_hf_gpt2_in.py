@@ -146,3 +146,22 @@ def test_bad_init_from_is_one_line(name, gpt2_folder, tmp_path, capsys, monkeypa
     errors = [line for line in err.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and field in errors[0], err
     assert not (tmp_path / "run").exists()  # refused before the run folder was made
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_a_run_started_from_a_folder_resumes(gpt2_folder, tmp_path, capsys, monkeypatch):
+    """resume=auto: the folder's shape and tokenizer again, the run's own weights continued."""
+    base = [a for a in tiny(tmp_path, tmp_path / "cache") if a != "size=nano"]
+    run = f"hydra.run.dir={tmp_path / 'run'}"
+    args = [*base, f"init_from={gpt2_folder}", "arch=inattn", run, "checkpoint.every_n_steps=1"]
+    code, _, err = cli_in_process(
+        train_cli.main, [*args, "trainer.max_steps=2"], capsys, monkeypatch
+    )
+    assert code == 0, err[-3000:]
+    (tmp_path / "run" / "metrics.json").unlink()  # as a killed run leaves it
+    more = [*args, "trainer.max_steps=3", "resume=auto"]
+    code, _, err = cli_in_process(train_cli.main, more, capsys, monkeypatch)
+    assert code == 0, err[-3000:]
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["resumed_from_step"] == 2 and metrics["steps"] == 3
+    assert (metrics["n_layer"], metrics["d_model"], metrics["vocab_size"]) == (2, 64, VOCAB)
