@@ -23,7 +23,14 @@ from inattn.checkpointing import FOLDER, LAST, AtomicCheckpointIO, Checkpoints, 
 from inattn.config import model_config, to_dict, validate_train_config
 from inattn.data.module import TextDataModule
 from inattn.errors import ConfigError
-from inattn.init_from import copy_weights, initial_config, load_for
+from inattn.init_from import (
+    Source,
+    check_source,
+    copy_weights,
+    given_overrides,
+    initial_config,
+    load_for,
+)
 from inattn.lit import LitGPT
 from inattn.loggers import StepLog, build_loggers, finish_loggers, wandb_run_id
 from inattn.model import GPTConfig
@@ -117,10 +124,14 @@ class Start:
         return cls(path, ckpt, int(ckpt["global_step"]), ckpt.get("run", {}))
 
 
-def build_data(cfg: DictConfig) -> TextDataModule:
+def build_data(cfg: DictConfig, source: Source | None = None) -> TextDataModule:
+    """The data module; a model folder in `init_from` brings its own tokenizer."""
+    tokenizer = to_dict(cfg.tokenizer)
+    if source is not None:
+        tokenizer = source.tokenizer_options(tokenizer, cfg.paths.cache)
     dm = TextDataModule(
         data_cfg=to_dict(cfg.data),
-        tokenizer_cfg=to_dict(cfg.tokenizer),
+        tokenizer_cfg=tokenizer,
         context_length=cfg.context_length,
         batch_size=cfg.batch_size,
         cache_dir=cfg.paths.cache,
@@ -151,7 +162,7 @@ def finished(run_dir: Path, max_steps: int) -> dict[str, Any] | None:
     return None
 
 
-def start_from(gpt_cfg: GPTConfig, path: str, extension: str) -> LoadedModel:
+def start_from(gpt_cfg: GPTConfig, path: str | Source, extension: str) -> LoadedModel:
     """`init_from`'s model, extended to this run's context (errors name the config keys)."""
     try:
         return load_for(gpt_cfg, path, extension)
@@ -162,13 +173,19 @@ def start_from(gpt_cfg: GPTConfig, path: str, extension: str) -> LoadedModel:
 
 
 def build_module(
-    cfg: DictConfig, dm: TextDataModule, start: Start, facts: dict[str, Any]
+    cfg: DictConfig,
+    dm: TextDataModule,
+    start: Start,
+    facts: dict[str, Any],
+    source: Source | None = None,
 ) -> LitGPT:
     """The LightningModule: from scratch, from `init_from`'s weights, or the checkpoint's model."""
     gpt_cfg = model_config(cfg, vocab_size=dm.vocab_size)
+    if source is not None:  # a model folder sets the shape
+        gpt_cfg = source.run_config(gpt_cfg)
     init = None
-    if cfg.get("init_from") and not start.path:  # a resumed run has its own weights
-        init = start_from(gpt_cfg, cfg.init_from, cfg.init_extension)
+    if source is not None and not start.path:  # a resumed run has its own weights
+        init = start_from(gpt_cfg, source, cfg.init_extension)
         gpt_cfg = initial_config(gpt_cfg, init)
     if start.path:
         max_steps = int(cfg.trainer.max_steps)
@@ -267,9 +284,10 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     check_trainer(trainer_kwargs(cfg))
     start = Start.find(cfg, run_dir)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    dm = build_data(cfg)
+    source = check_source(cfg, given_overrides())  # a model folder also sets shape and tokenizer
+    dm = build_data(cfg, source)
     facts = run_facts(cfg, dm)
-    lit = build_module(cfg, dm, start, facts)
+    lit = build_module(cfg, dm, start, facts, source)
     loggers = build_loggers(
         cfg, run_dir, to_dict(cfg), run_id=start.saved_run.get("wandb_id"), resume_step=start.step
     )

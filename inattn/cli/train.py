@@ -29,6 +29,9 @@ def check_run(cfg: DictConfig, multirun: bool) -> None:
             "resume",
             f"resume=auto continues the checkpoints of a folder you name: add {folder}=<folder>",
         )
+    from inattn.init_from import check_source  # init_from: before any folder is written
+
+    check_source(cfg, {o.split("=", 1)[0].lstrip("+~") for o in cfg.hydra.overrides.task})
     strategy, devices = str(cfg.trainer.strategy), cfg.trainer.devices
     local = "submitit" not in str(cfg.hydra.launcher._target_)
     if multirun and local and strategy.startswith(PROCESS_STRATEGIES) and devices != 1:
