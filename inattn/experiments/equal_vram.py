@@ -98,10 +98,12 @@ def plan(design: Mapping[str, Any], cache: str | Path) -> dict[str, Any]:
     """Measure every (variant, size), fix the budgets, choose, and list the runs to train."""
     T, train_T = design["context_length"], design["train_context_length"]
     shapes: dict[str, dict[str, Any]] = {}
+    vocab = None
     for variant in design["variants"]:
         for size in design["ladder"]:
             cfg = compose_train([*train_overrides(design, variant), f"size={size}"])
-            vocab = build_data(cfg.data, cfg.tokenizer, train_T, cache).vocab_size
+            if vocab is None:  # every run shares the data and tokenizer
+                vocab = build_data(cfg.data, cfg.tokenizer, train_T, cache).vocab_size
             model_cfg = model_config(cfg, vocab)
             deployed = model_config(OmegaConf.merge(cfg, {"context_length": T}), vocab)
             model = GPT(model_cfg)

@@ -43,7 +43,7 @@ from inattn.verdicts import combine, paired_by_seed, verdict
 
 NAME = "finetune"
 ROUTES = ("pretrained", "finetuned", "more-T0", "scratch-tokens", "scratch-steps")
-SUBDIR = "hydra.sweep.subdir=${model.arch}_seed${seed}"  # so stages can find each other's runs
+SUBDIR = "hydra.sweep.subdir=${model.variant}_seed${seed}"  # so stages can find each other's runs
 
 
 def design_from(cfg: DictConfig) -> dict[str, Any]:
@@ -102,7 +102,7 @@ def run(cfg: DictConfig, launcher: str | None) -> Path | None:
     runs_dir = Path(cfg.runs_dir) / NAME
     metrics: dict[str, list[dict]] = {}
     for name, st in stages(design).items():
-        init = f"{runs_dir / 'pretrain'}/${{model.arch}}_seed${{seed}}/checkpoints/last.ckpt"
+        init = f"{runs_dir / 'pretrain'}/${{model.variant}}_seed${{seed}}/checkpoints/last.ckpt"
         extra = [f"init_from={init}", f"init_extension={design['extension']}"] if st["init"] else []
         metrics[name] = run_sweep(
             runs_dir / name,
@@ -140,7 +140,11 @@ def evaluate_all(
     design: Mapping[str, Any], metrics: Mapping[str, list[dict]], cache: str | Path
 ) -> tuple[list[dict], list[dict]]:
     """One row per (route, variant, seed): loss at T1, by position, probes, cost."""
-    by = {(stage, m["arch"], m["seed"]): m for stage, ms in metrics.items() for m in ms}
+    by = {
+        (stage, m.get("variant") or m["arch"], m["seed"]): m
+        for stage, ms in metrics.items()
+        for m in ms
+    }
     rows, positions, blocks = [], [], None
     for variant in design["variants"]:
         for seed in design["seeds"]:
@@ -159,7 +163,7 @@ def evaluate_all(
                     {
                         "experiment": NAME,
                         **key,
-                        "arch": variant,
+                        "arch": m["arch"],
                         "params": m["params"],
                         "tokens": sum(c["tokens_seen"] for c in cost),
                         "flops": sum(
@@ -328,7 +332,8 @@ def results_table(design: Mapping[str, Any], rows: Sequence[Mapping]) -> str:
             lines.append(
                 f"| {variant} | {route} | {m['val_loss']:.4f} | {m['loss_below_T0']:.4f} | "
                 f"{m['loss_beyond_T0']:.4f} | {m['deficit']:+.4f} | {m['context_gain']:.1%} | "
-                f"{m['passkey']:.0%} | {m['tokens']:,.0f} | {m['flops'] / 1e15:.4f} | "
+                f"{'-' if m['passkey'] != m['passkey'] else format(m['passkey'], '.0%')} | "
+                f"{m['tokens']:,.0f} | {m['flops'] / 1e15:.4f} | "
                 f"{m['steps']:.0f} |"
             )
     return "\n".join(lines)
