@@ -7,7 +7,8 @@
         size or shape key given on the command line that says otherwise is an error;
     a hub id such as `gpt2` (the hub cache, or a download when online).
 A folder's tokenizer (tokenizer.json, or vocab.json + merges.txt) tokenizes the run's data.
-GPT-2 weights load into either arch: both variants own the same parameters.
+GPT-2 weights load into either arch: both variants own the same parameters. So does an inattn-train
+checkpoint of a multi-head dense model (uptraining it into InAttention), and the reverse.
 """
 
 from __future__ import annotations
@@ -136,9 +137,8 @@ def load_for(cfg: GPTConfig, source: str | Path | Source, method: str = "auto") 
         loaded = load_model(source.path, field="init_from")
     old = loaded.cfg
     if old.arch != cfg.arch:
-        raise ConfigError(
-            "arch", f"init_from is a {old.arch} checkpoint but this run has arch={cfg.arch}"
-        )
+        loaded = convert_arch(loaded, cfg.arch)
+        old = loaded.cfg
     for key in SHAPE:
         if getattr(old, key) != getattr(cfg, key):
             raise ConfigError(
@@ -148,6 +148,28 @@ def load_for(cfg: GPTConfig, source: str | Path | Source, method: str = "auto") 
     if old.context_length < cfg.context_length:
         extend_context(loaded.model, cfg.context_length, method)
     return loaded
+
+
+def same_tensors(cfg: GPTConfig) -> bool:
+    """Multi-head dense and InAttention own the same tensors (only where K/V are read differs)."""
+    return cfg.n_kv_head in (None, cfg.n_head) and cfg.kv_share == 1
+
+
+def convert_arch(loaded: LoadedModel, arch: str) -> LoadedModel:
+    """The same weights in the other arch: uptraining a dense model into InAttention (or back).
+
+    Only multi-head dense models convert: GQA, MQA and CLA hold other key/value tensors.
+    """
+    old = loaded.cfg
+    if not same_tensors(old):
+        raise ConfigError(
+            "arch",
+            f"init_from is a {old.arch} checkpoint with n_kv_head={old.n_kv_head}, "
+            f"kv_share={old.kv_share}: its key/value tensors do not fit arch={arch}",
+        )
+    model = GPT(dataclasses.replace(old, arch=arch))
+    model.load_state_dict(loaded.model.state_dict())
+    return LoadedModel(model.eval(), loaded.tokenizer, loaded.checkpoint)
 
 
 def load_folder(cfg: GPTConfig, folder: HFCheckpoint) -> LoadedModel:

@@ -59,14 +59,33 @@ def test_weights_copied_and_positions_extended(tmp_path, position, method):
     assert new(torch.randint(0, 64, (1, 64))).shape == (1, 64, 64)
 
 
-def test_other_arch_or_shape_is_refused(tmp_path):
+def test_dense_converts_to_inattention_with_the_same_tensors(tmp_path):
+    cfg = GPTConfig(arch="dense", context_length=16, vocab_size=64, n_layer=2, n_head=2, d_model=32)
+    dense, path = save(tmp_path, cfg)
+    loaded = load_for(dataclasses.replace(cfg, arch="inattn"), path)
+    assert loaded.cfg.arch == "inattn"
+    for (name, a), (_, b) in zip(
+        dense.state_dict().items(), loaded.model.state_dict().items(), strict=True
+    ):
+        assert torch.equal(a, b), name
+    x = torch.randint(0, 64, (2, 16))  # the same weights, now reading K/V from N(x0)
+    want = GPT(dataclasses.replace(cfg, arch="inattn"))
+    want.load_state_dict(dense.state_dict())
+    assert torch.equal(loaded.model(x), want.eval()(x))
+
+
+def test_other_kv_layout_or_shape_is_refused(tmp_path):
+    mqa = GPTConfig(
+        arch="dense", n_kv_head=1, context_length=16, vocab_size=64, n_layer=2, n_head=2, d_model=32
+    )
+    _, path = save(tmp_path / "mqa", mqa) if (tmp_path / "mqa").mkdir() is None else None
+    with pytest.raises(ConfigError) as err:
+        load_for(dataclasses.replace(mqa, arch="inattn", n_kv_head=None), path)
+    assert err.value.field == "arch" and "n_kv_head=1" in err.value.message
     cfg = GPTConfig(
         arch="inattn", context_length=16, vocab_size=64, n_layer=2, n_head=2, d_model=32
     )
     _, path = save(tmp_path, cfg)
-    with pytest.raises(ConfigError) as err:
-        load_for(dataclasses.replace(cfg, arch="dense"), path)
-    assert err.value.field == "arch"
     with pytest.raises(ConfigError) as err:
         load_for(dataclasses.replace(cfg, n_layer=3), path)
     assert err.value.field == "init_from" and "n_layer" in err.value.message
