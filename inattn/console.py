@@ -17,7 +17,7 @@ from lightning.pytorch.callbacks import TQDMProgressBar
 from lightning.pytorch.callbacks.progress.tqdm_progress import Tqdm
 
 ADVERTISED = ("litlogger", "litmodels")  # packages Lightning's tips advertise
-LIGHTNING_LOGGERS = ("lightning.pytorch", "lightning.fabric")
+LIGHTNING_LOGGERS = ("lightning", "lightning.pytorch", "lightning.fabric")
 # Warnings about Lightning's own internals, or about sizes only a tiny test run has: nothing a
 # user of this package can act on.
 NOT_ACTIONABLE = (
@@ -35,8 +35,14 @@ class NoAdvertisement(logging.Filter):
 def configure(verbose: bool) -> None:
     """Set the console's level of detail for this process (safe to call again)."""
     level = logging.INFO if verbose else logging.WARNING
+    hydra_logging = bool(logging.getLogger().handlers)
     for name in LIGHTNING_LOGGERS:
-        logging.getLogger(name).setLevel(level)
+        logger = logging.getLogger(name)
+        logger.setLevel(level)
+        if hydra_logging:  # Lightning's own console handler would print each line a second time
+            for handler in [h for h in logger.handlers if type(h) is logging.StreamHandler]:
+                logger.removeHandler(handler)
+            logger.propagate = True
     rank_zero = logging.getLogger("lightning.pytorch.utilities.rank_zero")
     if not any(isinstance(f, NoAdvertisement) for f in rank_zero.filters):
         rank_zero.addFilter(NoAdvertisement())

@@ -89,7 +89,8 @@ def check_trainer(kwargs: dict[str, Any]) -> None:
         L.Trainer(**kwargs, logger=False)
     except Exception as err:  # ValueError, TypeError, MisconfigurationException, missing packages
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ConfigError(f"trainer.{blame(kwargs, reason)}", reason) from None
+        key = blame(kwargs, reason)
+        raise ConfigError(f"trainer.{key}" if key else "trainer", reason) from None
 
 
 def blame(kwargs: dict[str, Any], reason: str) -> str:

@@ -41,6 +41,7 @@ def test_verbose_shows_lightnings_info_but_no_advertisement(run_cli, train_overr
     lines = console_lines(result.output)
     assert any("GPU available" in line for line in lines)
     assert any("max_steps=3` reached" in line for line in lines)
+    assert not [line for line in lines if line.startswith("INFO: ")]  # once, through Hydra's log
     assert not [line for line in lines if ADVERT.search(line)]
 
 

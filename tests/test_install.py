@@ -66,7 +66,7 @@ def test_the_installed_package_uses_its_own_copy_of_conf(installed, tmp_path):
     assert (conf / "train.yaml").is_file() and (conf / "trainer" / "default.yaml").is_file()
 
 
-def test_installed_commands_work_from_an_unrelated_folder(installed, tmp_path):
+def test_installed_commands_work_from_an_unrelated_folder(installed, tmp_path, tiny_corpus):
     job = run([installed / "inattn-train", "--cfg", "job"], tmp_path)
     assert job.returncode == 0, job.stderr[-3000:]
     assert "arch: inattn" in job.stdout
@@ -74,15 +74,11 @@ def test_installed_commands_work_from_an_unrelated_folder(installed, tmp_path):
         shown = run([installed / other, "--help"], tmp_path)  # composes the app's config
         assert shown.returncode == 0 and "== Config ==" in shown.stdout, (other, shown.stderr)
 
-    (tmp_path / "train.txt").write_text("the cat sat on the mat and the dog ran far away " * 40)
-    (tmp_path / "val.txt").write_text("the dog sat on the mat and the cat ran away " * 15)
     trained = run(
         [
             installed / "inattn-train",
             "trainer.max_steps=5",
-            "data=files",
-            "data.train_files=train.txt",
-            "data.val_files=val.txt",
+            *tiny_corpus,
             "size=nano",
             "context_length=16",
             "batch_size=4",
