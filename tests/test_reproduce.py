@@ -130,3 +130,21 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, args, field):
     assert result.returncode == 2, result.stderr[-3000:]
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and field in errors[0] and "Traceback" not in result.stderr
+
+
+def test_uptrain_converts_dense_and_compares_with_scratch(tmp_path):
+    result = reproduce("experiment=uptrain", "preset=smoke", root=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = tmp_path / "experiments" / "smoke" / "uptrain"
+    rows = record.read_rows(out / "runs.csv")
+    routes = {r["route"] for r in rows}
+    assert routes == {"source", "converted", "uptrain-0.2", "scratch-0.2", "uptrain-0.5",
+                      "scratch-0.5"}  # fmt: skip
+    by = {(r["route"], r["seed"]): r for r in rows}
+    assert by[("converted", 1)]["arch"] == "inattn" and by[("source", 1)]["arch"] == "dense"
+    # scratch gets the uptrained route's total tokens
+    assert by[("scratch-0.5", 1)]["tokens"] == by[("uptrain-0.5", 1)]["tokens"]
+    report = (out / "report.md").read_text()
+    assert re.search(WORDS, report) and (out / "recovered_vs_compute.png").stat().st_size > 0
+    result = report_cli(str(out))
+    assert result.returncode == 0 and undated((out / "report.md").read_text()) == undated(report)

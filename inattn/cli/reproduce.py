@@ -10,7 +10,7 @@ from omegaconf import DictConfig
 from inattn.cli.app import run_app
 from inattn.errors import ConfigError
 
-EXPERIMENTS = ("vram", "equal_vram", "finetune")
+EXPERIMENTS = ("vram", "equal_vram", "finetune", "uptrain")
 
 
 def validate(cfg: DictConfig) -> None:

@@ -304,7 +304,7 @@ def verdict_text(v: Mapping[str, Any]) -> str:
     lines = []
     for variant, c in v.items():
         lines += [
-            f"- **{variant}: (d) {c['d']}**",
+            f"- {variant}: (d) **{c['d']}**",
             f"  - d1, fine-tuning at T1 beats the same steps at T0: {c['d1'][0].text()} -> "
             f"{c['d1'][1]}",
             f"  - d2, at least as good as scratch at T1 on equal tokens: {c['d2'][0].text()} -> "

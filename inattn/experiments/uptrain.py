@@ -1,0 +1,270 @@
+"""Uptraining a pretrained dense model into InAttention, against training InAttention from scratch.
+
+A dense GPT's weights are exactly an InAttention model's (only where each layer's keys and values
+are read from changes), so a trained dense model can be converted and fine-tuned. Per seed:
+
+    source       the dense model, trained here (so its pretraining tokens are known exactly)
+    converted    the source's weights read as InAttention, before any fine-tuning
+    uptrain-f    converted, then fine-tuned on a fraction f of the source's pretraining tokens
+    scratch-f    InAttention trained from scratch on the same total tokens (source + fine-tune)
+
+Claim, pre-registered: uptraining is the cheaper route to an InAttention model; at every
+fraction, loss(scratch-f) - loss(uptrain-f) > 0 (paired by seed). `held` if held at every
+fraction, `not held` if not held at any, else `inconclusive`. Beside it: the share of the gap
+between InAttention from scratch and the dense source that uptraining recovers,
+(loss(scratch-f) - loss(uptrain-f)) / (loss(scratch-f) - loss(source)), against the compute spent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from inattn.compute import training_flops
+from inattn.data.build import build_data
+from inattn.experiments import record
+from inattn.experiments.evaluate import evaluate_at, first_windows, fixed_blocks
+from inattn.experiments.sweep import run_sweep
+from inattn.experiments.writeup import log_summary_run, write_rendered
+from inattn.init_from import convert_arch
+from inattn.pretrained import load_model
+from inattn.verdicts import combine, paired_by_seed, verdict
+
+NAME = "uptrain"
+SUBDIR = "hydra.sweep.subdir=${model.variant}_seed${seed}"
+
+
+def design_from(cfg: DictConfig) -> dict[str, Any]:
+    design = OmegaConf.to_container(cfg.preset.uptrain, resolve=True)
+    if cfg.seeds is not None:
+        design["seeds"] = list(cfg.seeds)  # type: ignore[index]
+    design["train"] = list(cfg.preset.train)  # type: ignore[index]
+    return design  # type: ignore[return-value]
+
+
+def fraction_steps(design: Mapping[str, Any], fraction: float) -> int:
+    return max(1, round(design["source_steps"] * fraction))
+
+
+def plan_text(design: Mapping[str, Any]) -> str:
+    d = design
+    lines = [
+        "## Pre-registered design (from the preset, fixed before any training)",
+        "",
+        f"- source: dense {d['size']} trained here for {d['source_steps']} steps at context "
+        f"{d['context_length']} (`{d['position']}` positions), seeds {d['seeds']}",
+        f"- fractions of the source's pretraining steps (= tokens) spent on fine-tuning: "
+        f"{d['fractions']}; scratch InAttention gets the source's steps plus the same fraction",
+        f"- evaluation on {d['eval_blocks']} fixed validation blocks of {d['context_length']} "
+        "tokens, the same for every model",
+        f"- training overrides: `{' '.join(d['train'])}`",
+        "",
+        "Stages (each for every seed):",
+        f"- source: dense, {d['source_steps']} steps from scratch",
+    ]
+    for f in d["fractions"]:
+        n = fraction_steps(d, f)
+        lines.append(
+            f"- f = {f:g}: uptrain {n} steps from the source; scratch {d['source_steps'] + n} steps"
+        )
+    return "\n".join(lines)
+
+
+def run(cfg: DictConfig, launcher: str | None) -> Path | None:
+    prov = record.provenance()
+    design = design_from(cfg)
+    print(plan_text(design), flush=True)
+    if cfg.dry_run:
+        return None
+    out = Path(cfg.report_dir) / NAME
+    out.mkdir(parents=True, exist_ok=True)
+    record.write_design(out, {"experiment": NAME, "design": design, "provenance": prov})
+    runs_dir = Path(cfg.runs_dir) / NAME
+    common = [
+        *design["train"],
+        f"size={design['size']}",
+        f"position={design['position']}",
+        f"context_length={design['context_length']}",
+        f"group={NAME}",
+        SUBDIR,
+    ]
+
+    def sweep(stage: str, arch: str, steps: int, *extra: str) -> list[dict]:
+        return run_sweep(
+            runs_dir / stage,
+            {"arch": arch, "seed": design["seeds"]},
+            common=[*common, f"trainer.max_steps={steps}", *extra],
+            launcher=launcher,
+            root=Path(cfg.paths.root),
+        )
+
+    metrics = {"source": sweep("source", "dense", design["source_steps"])}
+    source = f"{runs_dir / 'source'}/dense_seed${{seed}}/checkpoints/last.ckpt"
+    for f in design["fractions"]:
+        n = fraction_steps(design, f)
+        metrics[f"uptrain-{f:g}"] = sweep(f"uptrain-{f:g}", "inattn", n, f"init_from={source}")
+        metrics[f"scratch-{f:g}"] = sweep(f"scratch-{f:g}", "inattn", design["source_steps"] + n)
+    rows = evaluate_all(design, metrics, cfg.paths.cache)
+    record.write_rows(out / record.RUNS_FILE, rows, record.RUN_COLUMNS)
+    record.write_design(
+        out, {"experiment": NAME, "design": design, "provenance": record.finish(prov)}
+    )
+    report = render(out)
+    log_summary_run(out, {"runs": rows})
+    return report
+
+
+def evaluate_all(
+    design: Mapping[str, Any], metrics: Mapping[str, list[dict]], cache: str | Path
+) -> list[dict[str, Any]]:
+    """One row per (route, seed): loss on the fixed blocks, and the route's total cost."""
+    by = {(stage, m["seed"]): m for stage, ms in metrics.items() for m in ms}
+    rows, blocks, windows = [], None, None
+    for seed in design["seeds"]:
+        source = by[("source", seed)]
+        routes = [("source", source, [source]), ("converted", source, [source])]
+        for f in design["fractions"]:
+            up = by[(f"uptrain-{f:g}", seed)]
+            routes += [(f"uptrain-{f:g}", up, [source, up])]
+            routes += [
+                (f"scratch-{f:g}", by[(f"scratch-{f:g}", seed)], [by[(f"scratch-{f:g}", seed)]])
+            ]
+        for route, m, cost in routes:
+            loaded = load_model(Path(m["run_dir"]) / "checkpoints" / "last.ckpt")
+            if route == "converted":
+                loaded = convert_arch(loaded, "inattn")
+            if blocks is None:
+                run_cfg = OmegaConf.load(Path(m["run_dir"]) / ".hydra" / "config.yaml")
+                data = build_data(OmegaConf.to_container(run_cfg.data),
+                                  OmegaConf.to_container(run_cfg.tokenizer),
+                                  design["context_length"], cache)  # fmt: skip
+                blocks = fixed_blocks(data.val, int(design["eval_blocks"]))
+                windows = first_windows(data.val, int(design["first_windows"]))
+            scores, _ = evaluate_at(loaded.model, blocks, windows)
+            tokens = sum(c["tokens_seen"] for c in cost)
+            rows.append(
+                {
+                    "experiment": NAME,
+                    "route": route,
+                    "arch": loaded.cfg.arch,
+                    "variant": loaded.cfg.arch,
+                    "size": design["size"],
+                    "seed": seed,
+                    "params": m["params"],
+                    "tokens": tokens,
+                    "flops": sum(
+                        training_flops(loaded.model, c["context_length"], c["tokens_seen"])
+                        for c in cost
+                    ),
+                    "train_context": m["context_length"],
+                    "eval_context": design["context_length"],
+                    "memory_bytes": None,
+                    **scores,
+                    "extra_tokens": tokens - source["tokens_seen"] if route != "source" else 0,
+                    "steps": sum(c["steps"] for c in cost),
+                }
+            )
+    return rows
+
+
+# ----------------------------------------------------------------------------- verdicts
+
+
+def loss_by_seed(rows: Sequence[Mapping], route: str) -> dict[int, float]:
+    return {int(r["seed"]): r["val_loss"] for r in rows if r["route"] == route}
+
+
+def verdicts(design: Mapping[str, Any], rows: Sequence[Mapping]) -> dict[str, Any]:
+    """Per fraction: uptrain against scratch on equal tokens, and the share of the gap it
+    recovers; a pure function of the rows."""
+    source = loss_by_seed(rows, "source")
+    out: dict[str, Any] = {"fractions": []}
+    for f in design["fractions"]:
+        up, scratch = loss_by_seed(rows, f"uptrain-{f:g}"), loss_by_seed(rows, f"scratch-{f:g}")
+        p = paired_by_seed(scratch, up)
+        gap = _mean([scratch[s] - source[s] for s in scratch if s in source])
+        out["fractions"].append(
+            {
+                "fraction": f,
+                "paired": p,
+                "word": verdict(p),
+                "recovered": p.mean / gap if gap else float("nan"),
+            }
+        )
+    out["word"] = combine([c["word"] for c in out["fractions"]])
+    return out
+
+
+def _mean(values: Sequence[float]) -> float:
+    values = [v for v in values if v is not None]
+    return sum(values) / len(values) if values else float("nan")
+
+
+# ----------------------------------------------------------------------------- render
+
+
+def render(folder: Path) -> Path:
+    """report.md and the plot from design.json and runs.csv alone."""
+    folder = Path(folder)
+    saved = record.read_design(folder)
+    design = saved["design"]
+    rows = record.read_rows(folder / record.RUNS_FILE)
+    v = verdicts(design, rows)
+    plot(v, folder / "recovered_vs_compute.png")
+    lines = [
+        "| route | loss (mean over seeds) | tokens | extra tokens | PFLOP | context gain |",
+        "|---|---|---|---|---|---|",
+    ]
+    routes = dict.fromkeys(r["route"] for r in rows)
+    for route in routes:
+        rs = [r for r in rows if r["route"] == route]
+        m = {k: _mean([r[k] for r in rs]) for k in ("val_loss", "tokens", "extra_tokens", "flops",
+                                                     "context_gain")}  # fmt: skip
+        lines.append(
+            f"| {route} | {m['val_loss']:.4f} | {m['tokens']:,.0f} | {m['extra_tokens']:,.0f} | "
+            f"{m['flops'] / 1e15:.4f} | {m['context_gain']:.1%} |"
+        )
+    verdict_lines = [
+        f"- **Uptraining beats InAttention from scratch on equal tokens: {v['word']}**"
+    ]
+    for c in v["fractions"]:
+        verdict_lines.append(
+            f"  - f = {c['fraction']:g}: scratch - uptrain {c['paired'].text()} -> {c['word']}; "
+            f"share of the scratch-to-dense gap recovered: {c['recovered']:.0%}"
+        )
+    sections = [
+        "## Claim\nA pretrained dense model converts into InAttention (the same weights, keys and "
+        "values now read from N(x0)) and recovers with a small fraction of its pretraining "
+        "compute: cheaper than training InAttention from scratch.",
+        "## Verdict\n" + "\n".join(verdict_lines),
+        plan_text(design),
+        "## Results (mean over seeds)\n" + "\n".join(lines),
+        "![recovered vs compute](recovered_vs_compute.png)",
+    ]
+    return write_rendered(
+        folder / "report.md",
+        "Uptraining a dense model into InAttention",
+        sections,
+        saved["provenance"],
+    )
+
+
+def plot(v: Mapping[str, Any], path: Path) -> None:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6.0, 4.0))
+    ax = fig.subplots()
+    xs = [c["fraction"] for c in v["fractions"]]
+    ax.plot(xs, [c["recovered"] for c in v["fractions"]], marker="o")
+    ax.axhline(1.0, color="k", linestyle=":", label="dense source")
+    ax.axhline(0.0, color="grey", linestyle=":", label="InAttention from scratch")
+    ax.set_xscale("log")
+    ax.set_xlabel("fine-tuning tokens / the source's pretraining tokens")
+    ax.set_ylabel("share of the scratch-to-dense gap recovered")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120, metadata={"Software": None})
