@@ -228,7 +228,7 @@ def render(folder: Path) -> Path:
             f"{m['flops'] / 1e15:.4f} | {m['context_gain']:.1%} |"
         )
     verdict_lines = [
-        f"- **Uptraining beats InAttention from scratch on equal tokens: {v['word']}**"
+        f"- Uptraining beats InAttention from scratch on equal tokens: **{v['word']}**"
     ]
     for c in v["fractions"]:
         verdict_lines.append(
