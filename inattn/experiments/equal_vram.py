@@ -36,7 +36,7 @@ from inattn.experiments.budget import largest_fitting
 from inattn.experiments.evaluate import evaluate_at, first_windows, fixed_blocks, log2_buckets
 from inattn.experiments.memory import inference_peak
 from inattn.experiments.sweep import compose_train, run_sweep
-from inattn.experiments.writeup import log_summary_run
+from inattn.experiments.writeup import log_summary_run, new_figure, save_figure
 from inattn.model import GPT
 from inattn.pretrained import load_model
 from inattn.units import MiB, human_bytes, parse_budget
@@ -103,7 +103,7 @@ def plan(design: Mapping[str, Any], cache: str | Path) -> dict[str, Any]:
         for size in design["ladder"]:
             cfg = compose_train([*train_overrides(design, variant), f"size={size}"])
             if vocab is None:  # every run shares the data and tokenizer
-                vocab = build_data(cfg.data, cfg.tokenizer, train_T, cache).vocab_size
+                vocab = planned_vocab(cfg, train_T, cache)
             model_cfg = model_config(cfg, vocab)
             deployed = model_config(OmegaConf.merge(cfg, {"context_length": T}), vocab)
             model = GPT(model_cfg)
@@ -125,6 +125,17 @@ def plan(design: Mapping[str, Any], cache: str | Path) -> dict[str, Any]:
         "choices": choices,
         "runs": runs_to_train(design, shapes, choices),
     }
+
+
+def planned_vocab(cfg: DictConfig, context: int, cache: str | Path) -> int:
+    """The vocabulary the runs will have: from the settings where they decide it (so a plan needs
+    no data), else from the tokenized corpus (characters, a given tokenizer file)."""
+    tok = cfg.tokenizer
+    if tok.get("path") is None and tok.kind == "bpe":
+        return int(tok.vocab_size)  # a trained BPE has exactly this many entries
+    if tok.get("path") is None and tok.kind == "byte":
+        return 257
+    return build_data(cfg.data, cfg.tokenizer, context, cache).vocab_size
 
 
 def budget_grid(design: Mapping[str, Any], shapes: Mapping[str, dict]) -> dict[str, int]:
@@ -551,17 +562,12 @@ def grid_table(rows: Sequence[Mapping[str, Any]]) -> str:
 
 
 def _figure():
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(6.4, 4.4))
-    return fig, fig.subplots()
+    fig, axes = new_figure()
+    return fig, axes[0]
 
 
 def _save(fig, ax, path: Path) -> None:
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120, metadata={"Software": None})
+    save_figure(fig, [ax], path)
 
 
 def plot_frontiers(design, pl, rows, path: Path) -> None:

@@ -34,7 +34,7 @@ from inattn.experiments import record
 from inattn.experiments.copy_probe import copy_probe
 from inattn.experiments.evaluate import evaluate_at, first_windows, fixed_blocks, log2_buckets
 from inattn.experiments.sweep import run_sweep
-from inattn.experiments.writeup import log_summary_run
+from inattn.experiments.writeup import log_summary_run, new_figure, save_figure
 from inattn.inference.generate import generate
 from inattn.passkey import passkey_accuracy
 from inattn.positions import extend_context
@@ -357,11 +357,8 @@ def probe_table(design: Mapping[str, Any], rows: Sequence[Mapping]) -> str:
 
 
 def plot_positions(design: Mapping[str, Any], positions: Sequence[Mapping], path: Path) -> None:
-    from matplotlib.figure import Figure
-
     variants = design["variants"]
-    fig = Figure(figsize=(5.0 * len(variants), 4.2))
-    axes = fig.subplots(1, len(variants), sharey=True, squeeze=False)[0]
+    fig, axes = new_figure(5.0 * len(variants), 4.2, panels=len(variants))
     for ax, variant in zip(axes, variants, strict=True):
         for route in ROUTES:
             pts: dict[int, list[float]] = {}
@@ -374,8 +371,5 @@ def plot_positions(design: Mapping[str, Any], positions: Sequence[Mapping], path
         ax.set_xscale("log", base=2)
         ax.set_title(variant)
         ax.set_xlabel("position (bucket start + 1)")
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=8)
     axes[0].set_ylabel(f"validation loss at T1 = {design['T1']}")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120, metadata={"Software": None})
+    save_figure(fig, axes, path)

@@ -28,7 +28,7 @@ from inattn.data.build import build_data
 from inattn.experiments import record
 from inattn.experiments.evaluate import evaluate_at, first_windows, fixed_blocks
 from inattn.experiments.sweep import run_sweep
-from inattn.experiments.writeup import log_summary_run, write_rendered
+from inattn.experiments.writeup import log_summary_run, new_figure, save_figure, write_rendered
 from inattn.init_from import convert_arch
 from inattn.pretrained import load_model
 from inattn.verdicts import combine, paired_by_seed, verdict
@@ -253,10 +253,7 @@ def render(folder: Path) -> Path:
 
 
 def plot(v: Mapping[str, Any], path: Path) -> None:
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(6.0, 4.0))
-    ax = fig.subplots()
+    fig, (ax,) = new_figure(6.0, 4.0)
     xs = [c["fraction"] for c in v["fractions"]]
     ax.plot(xs, [c["recovered"] for c in v["fractions"]], marker="o")
     ax.axhline(1.0, color="k", linestyle=":", label="dense source")
@@ -264,7 +261,4 @@ def plot(v: Mapping[str, Any], path: Path) -> None:
     ax.set_xscale("log")
     ax.set_xlabel("fine-tuning tokens / the source's pretraining tokens")
     ax.set_ylabel("share of the scratch-to-dense gap recovered")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120, metadata={"Software": None})
+    save_figure(fig, [ax], path)

@@ -25,7 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 from inattn.bench.fit import fit_exponent
 from inattn.errors import UserError
 from inattn.experiments import record
-from inattn.experiments.writeup import log_summary_run
+from inattn.experiments.writeup import log_summary_run, new_figure, save_figure
 from inattn.units import MiB
 from inattn.verdicts import HELD, NOT_HELD
 
@@ -211,10 +211,7 @@ def render(folder: Path) -> Path:
 
 
 def plot(rows: Sequence[Mapping[str, Any]], a: Mapping[str, Any], path: Path) -> None:
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(6.4, 4.4))
-    ax = fig.subplots()
+    fig, (ax,) = new_figure()
     for key, pts in by_route(rows).items():
         fit = a["fits"].get(key)
         label = key if fit is None else f"{key} (T^{fit:.2f})"
@@ -225,7 +222,4 @@ def plot(rows: Sequence[Mapping[str, Any]], a: Mapping[str, Any], path: Path) ->
     ax.set_xlabel("context length T")
     ax.set_ylabel("peak inference memory (MiB, weights included)")
     ax.set_title("inference memory against context")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120, metadata={"Software": None})
+    save_figure(fig, [ax], path)

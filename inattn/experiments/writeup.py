@@ -104,3 +104,21 @@ def write_rendered(path: Path, title: str, sections: list[str], prov: dict) -> P
     body = "\n\n".join(s.strip() for s in sections if s.strip())
     path.write_text(f"# {title}\n\n{body}\n\n{provenance_section(prov)}")
     return path
+
+
+def new_figure(width: float = 6.4, height: float = 4.4, panels: int = 1):
+    """A figure in the reports' one style (no pyplot state: safe in any process)."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height))
+    axes = fig.subplots(1, panels, sharey=True, squeeze=False)[0]
+    return fig, list(axes)
+
+
+def save_figure(fig, axes, path: Path) -> None:
+    """Grid and legend on every panel, then a PNG without a timestamp (rebuilds are identical)."""
+    for ax in axes:
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120, metadata={"Software": None})
