@@ -16,7 +16,7 @@ per-step attention as the dense cache. It holds 2 L x as many bytes as the state
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -43,11 +43,24 @@ class KVCache:
 
     A group is the layers that attend to one layer's keys and values: each layer alone unless
     kv_share > 1. Slot g holds the K/V of layer kv_share x g, with kv_heads heads.
+
+    `keys` and `values` are per-group views of the buffer, made once: a chunk's read or write is
+    then one narrowing view per tensor. (Under fake tensors every view op costs about as much as
+    a matmul, and the memory benchmark runs thousands of chunks.)
     """
 
     kv: torch.Tensor  # (groups, 2, B, kv_heads, capacity, hd); positions [0, length) are filled
     length: int
     mode: str = "kvcache"
+    keys: tuple[torch.Tensor, ...] = field(init=False, repr=False)  # groups x (B, Hkv, cap, hd)
+    values: tuple[torch.Tensor, ...] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._make_views()
+
+    def _make_views(self) -> None:
+        keys, values = self.kv.unbind(1)  # (groups, B, kv_heads, capacity, hd) each
+        self.keys, self.values = keys.unbind(0), values.unbind(0)
 
     @classmethod
     def empty(cls, model: GPT, B: int, capacity: int, device: torch.device) -> KVCache:
@@ -58,13 +71,16 @@ class KVCache:
     def write(self, group: int, start: int, k: torch.Tensor, v: torch.Tensor) -> None:
         """Store (B, kv_heads, n, hd) keys and values for positions start..start+n-1."""
         n = k.shape[2]
-        self.kv = ensure_capacity(self.kv, 4, start + n)
-        self.kv[group, 0, :, :, start : start + n] = k
-        self.kv[group, 1, :, :, start : start + n] = v
+        grown = ensure_capacity(self.kv, 4, start + n)
+        if grown is not self.kv:
+            self.kv = grown
+            self._make_views()
+        self.keys[group].narrow(2, start, n).copy_(k)
+        self.values[group].narrow(2, start, n).copy_(v)
 
     def read(self, group: int, end: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Keys and values (B, kv_heads, end, hd) of positions 0..end-1."""
-        return self.kv[group, 0, :, :, :end], self.kv[group, 1, :, :, :end]
+        return self.keys[group].narrow(2, 0, end), self.values[group].narrow(2, 0, end)
 
 
 def _write_inattn_kv(model: GPT, cache: KVCache, x0: torch.Tensor, start: int) -> None:
