@@ -114,7 +114,8 @@ def test_paper_plan_states_gpu_hours_from_flops(tmp_path):
     # a shorter deployment context than the preset's keeps the memory plan quick to measure
     result = reproduce(
         "experiment=equal_vram", "preset=paper", "dry_run=true", "context_length=2048",
-        root=tmp_path,
+        "preset.equal_vram.budgets=[gpt2-small]", "preset.equal_vram.variants=[inattn,dense]",
+        "preset.equal_vram.ladder=[gpt2-small,gpt2-medium,gpt2-large]", root=tmp_path,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     assert re.search(r"GPU-hours on one h100-sxm", result.stdout), result.stdout[-2000:]
