@@ -52,10 +52,11 @@ from inattn.inference import modes_for
 from inattn.memory import parse_dtype
 from inattn.model import GPT, GPTConfig
 from inattn.run_info import git_revision, machine
+from inattn.units import MiB
 
 ROOT = Path(__file__).resolve().parent.parent
 TOLERANCE = 0.05  # |tracker - CUDA| / CUDA
-MiB = 2**20
+
 EXIT_OK, EXIT_FAIL, EXIT_BAD_INPUT = 0, 1, 2
 MEMORY_MODES = [f"{arch}/{mode}" for arch in ("dense", "inattn") for mode in modes_for(arch)]
 SPEED_MODES = ["dense/sdpa", "dense/kvcache", "inattn/state", "inattn/kvcache"]

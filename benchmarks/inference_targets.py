@@ -43,10 +43,9 @@ import torch
 from inattn.bench import BenchSpec, Fit, Row, run_bench
 from inattn.bench.runners import hf_available
 from inattn.run_info import BenchmarkRun
-from inattn.units import human_bytes
+from inattn.units import MiB, human_bytes
 
 PARTS = ("memory", "ttft", "decode")
-MiB = 2**20
 
 
 @dataclass(frozen=True)

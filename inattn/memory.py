@@ -41,6 +41,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
 from inattn.errors import ConfigError
+from inattn.units import MiB
 
 DEVICES = ("cpu", "meta", "cuda")
 DTYPES = {
@@ -49,7 +50,6 @@ DTYPES = {
     "fp16": torch.float16,
     "fp64": torch.float64,
 }
-MiB = 2**20
 
 
 def parse_dtype(name: str) -> torch.dtype:

@@ -11,10 +11,10 @@ import torch
 
 from inattn.bench import BenchResult, Row
 from inattn.inference import modes_for
+from inattn.units import MiB
 from tests.benchmark_scripts import BENCHMARKS, benchmark_script
 
 SCRIPT = BENCHMARKS / "gpu_check.py"
-MiB = 2**20
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from inattn.bench.fit import Fit  # noqa: E402
 from inattn.bench.grid import Row  # noqa: E402
+from inattn.units import MiB
 
-MiB = 2**20
 MARKERS = "osD^v<>p*h"
 
 

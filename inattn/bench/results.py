@@ -12,9 +12,9 @@ from typing import Any
 from inattn.bench.fit import Fit
 from inattn.bench.grid import COLUMNS, Row
 from inattn.run_info import write_json_atomic
+from inattn.units import MiB
 
 log = logging.getLogger(__name__)
-MiB = 2**20
 
 
 def write_csv(rows: Sequence[Row], path: Path) -> Path:
