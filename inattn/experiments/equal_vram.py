@@ -515,7 +515,7 @@ def budget_tables(
             f"### Budget {budget} ({pl['budgets'][budget] / MiB:.2f} MiB at T = "
             f"{design['context_length']})",
             "",
-            "| variant | size | params | memory MiB | tokens | training PFLOP | loss (mean ± sd) "
+            "| variant | size | params | memory MiB | tokens | training TFLOP | loss (mean ± sd) "
             "| minus InAttention (paired) |",
             "|---|---|---|---|---|---|---|---|",
         ]
@@ -531,7 +531,7 @@ def budget_tables(
             lines.append(
                 f"| {variant} | {size} | {rs[0]['params']:,} | {rs[0]['memory_bytes'] / MiB:.2f} "
                 f"| {_mean([r['tokens'] for r in rs]):,.0f} | "
-                f"{_mean([r['flops'] for r in rs]) / 1e15:.3f} | "
+                f"{_mean([r['flops'] for r in rs]) / 1e12:.2f} | "
                 f"{means[variant]:.4f} ± {_sd(losses):.4f} (n={len(rs)}) | "
                 f"{diff['paired'].text() + ' ' + diff['word'] if diff else ''} |"
             )
@@ -543,7 +543,7 @@ def budget_tables(
 
 def grid_table(rows: Sequence[Mapping[str, Any]]) -> str:
     lines = [
-        "| route | variant | size | params | steps | tokens | PFLOP | memory MiB | loss at T "
+        "| route | variant | size | params | steps | tokens | TFLOP | memory MiB | loss at T "
         "(mean ± sd) | loss at train context | n |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -551,7 +551,7 @@ def grid_table(rows: Sequence[Mapping[str, Any]]) -> str:
         losses = [r["val_loss"] for r in rs]
         lines.append(
             f"| {route} | {variant} | {size} | {rs[0]['params']:,} | {rs[0]['steps']} | "
-            f"{rs[0]['tokens']:,} | {rs[0]['flops'] / 1e15:.3f} | "
+            f"{rs[0]['tokens']:,} | {rs[0]['flops'] / 1e12:.2f} | "
             f"{rs[0]['memory_bytes'] / MiB:.2f} | {_mean(losses):.4f} ± {_sd(losses):.4f} | "
             f"{_mean([r['train_val_loss'] for r in rs]):.4f} | {len(rs)} |"
         )

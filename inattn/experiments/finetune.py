@@ -320,7 +320,7 @@ def verdict_text(v: Mapping[str, Any]) -> str:
 def results_table(design: Mapping[str, Any], rows: Sequence[Mapping]) -> str:
     lines = [
         "| variant | route | loss at T1 | below T0 | beyond T0 | deficit | context gain | passkey "
-        "| tokens | PFLOP | steps |",
+        "| tokens | TFLOP | steps |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for variant in design["variants"]:
@@ -333,7 +333,7 @@ def results_table(design: Mapping[str, Any], rows: Sequence[Mapping]) -> str:
                 f"| {variant} | {route} | {m['val_loss']:.4f} | {m['loss_below_T0']:.4f} | "
                 f"{m['loss_beyond_T0']:.4f} | {m['deficit']:+.4f} | {m['context_gain']:.1%} | "
                 f"{'-' if m['passkey'] != m['passkey'] else format(m['passkey'], '.0%')} | "
-                f"{m['tokens']:,.0f} | {m['flops'] / 1e15:.4f} | "
+                f"{m['tokens']:,.0f} | {m['flops'] / 1e12:.2f} | "
                 f"{m['steps']:.0f} |"
             )
     return "\n".join(lines)

@@ -215,7 +215,7 @@ def render(folder: Path) -> Path:
     v = verdicts(design, rows)
     plot(v, folder / "recovered_vs_compute.png")
     lines = [
-        "| route | loss (mean over seeds) | tokens | extra tokens | PFLOP | context gain |",
+        "| route | loss (mean over seeds) | tokens | extra tokens | TFLOP | context gain |",
         "|---|---|---|---|---|---|",
     ]
     routes = dict.fromkeys(r["route"] for r in rows)
@@ -225,7 +225,7 @@ def render(folder: Path) -> Path:
                                                      "context_gain")}  # fmt: skip
         lines.append(
             f"| {route} | {m['val_loss']:.4f} | {m['tokens']:,.0f} | {m['extra_tokens']:,.0f} | "
-            f"{m['flops'] / 1e15:.4f} | {m['context_gain']:.1%} |"
+            f"{m['flops'] / 1e12:.2f} | {m['context_gain']:.1%} |"
         )
     verdict_lines = [
         f"- Uptraining beats InAttention from scratch on equal tokens: **{v['word']}**"
