@@ -112,3 +112,17 @@ def combine(words: Sequence[str]) -> str:
     if NOT_HELD in words:
         return NOT_HELD
     return HELD if all(w == HELD for w in words) else INCONCLUSIVE
+
+
+def mean(values: Sequence[float | None]) -> float:
+    """Mean of the values that are not None (NaN when none are)."""
+    kept = [float(v) for v in values if v is not None]
+    return sum(kept) / len(kept) if kept else math.nan
+
+
+def sd(values: Sequence[float]) -> float:
+    """Sample standard deviation (n - 1); NaN for fewer than two values."""
+    if len(values) < 2:
+        return math.nan
+    m = mean(values)
+    return math.sqrt(sum((x - m) ** 2 for x in values) / (len(values) - 1))

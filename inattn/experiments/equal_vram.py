@@ -20,7 +20,6 @@ reads only the experiment folder, so `inattn-report <folder>` rebuilds the same 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -40,6 +39,7 @@ from inattn.experiments.writeup import log_summary_run, new_figure, save_figure
 from inattn.model import GPT
 from inattn.pretrained import load_model
 from inattn.units import MiB, human_bytes, parse_budget
+from inattn.verdicts import mean, sd
 
 NAME = "equal_vram"
 REFERENCE = "dense"  # the variant whose footprints define the budget grid
@@ -372,10 +372,8 @@ def render(folder: Path) -> Path:
     from inattn.experiments.writeup import write_rendered
 
     folder = Path(folder)
-    saved = record.read_design(folder)
+    saved, rows, positions = record.load(folder)
     design, pl = saved["design"], saved["plan"]
-    rows = record.read_rows(folder / record.RUNS_FILE)
-    positions = record.read_rows(folder / record.POSITIONS_FILE)
     v = verdicts(design, pl, rows)
     plot_frontiers(design, pl, rows, folder / "loss_vs_memory.png")
     plot_compute(rows, folder / "loss_vs_flops.png")
@@ -453,17 +451,6 @@ def plan_table(design: Mapping[str, Any], pl: Mapping[str, Any]) -> str:
     return "\n".join(lines) + f"\n\nBudgets: {budgets}."
 
 
-def _mean(values: Sequence[float]) -> float:
-    return sum(values) / len(values) if values else math.nan
-
-
-def _sd(values: Sequence[float]) -> float:
-    if len(values) < 2:
-        return math.nan
-    m = _mean(values)
-    return math.sqrt(sum((x - m) ** 2 for x in values) / (len(values) - 1))
-
-
 def group(rows: Sequence[Mapping[str, Any]]) -> dict[tuple, list[Mapping[str, Any]]]:
     out: dict[tuple, list] = {}
     for r in rows:
@@ -482,13 +469,13 @@ def regime_text(design: Mapping[str, Any], pl: Mapping[str, Any], rows: Sequence
     ]
     for (route, variant, size), rs in group(rows).items():
         lines.append(
-            f"| {route} | {variant} | {size} | {_mean([r['loss_first8'] for r in rs]):.3f} | "
-            f"{_mean([r['loss_second_half'] for r in rs]):.3f} | "
-            f"{_mean([r['context_gain'] for r in rs]):.1%} |"
+            f"| {route} | {variant} | {size} | {mean([r['loss_first8'] for r in rs]):.3f} | "
+            f"{mean([r['loss_second_half'] for r in rs]):.3f} | "
+            f"{mean([r['context_gain'] for r in rs]):.1%} |"
         )
     dense = {picked[REFERENCE] for picked in pl["choices"].values()} - {None}
     gains = {
-        s: _mean([r["context_gain"] for r in rows
+        s: mean([r["context_gain"] for r in rows
                   if r["route"] == "ladder" and r["variant"] == REFERENCE and r["size"] == s])
         for s in sorted(dense)
     }  # fmt: skip
@@ -526,13 +513,13 @@ def budget_tables(
                 continue
             rs = groups.get(("ladder", variant, size), [])
             losses = [r["val_loss"] for r in rs]
-            means[variant] = _mean(losses)
+            means[variant] = mean(losses)
             diff = vs.get((budget, variant))
             lines.append(
                 f"| {variant} | {size} | {rs[0]['params']:,} | {rs[0]['memory_bytes'] / MiB:.2f} "
-                f"| {_mean([r['tokens'] for r in rs]):,.0f} | "
-                f"{_mean([r['flops'] for r in rs]) / 1e12:.2f} | "
-                f"{means[variant]:.4f} ± {_sd(losses):.4f} (n={len(rs)}) | "
+                f"| {mean([r['tokens'] for r in rs]):,.0f} | "
+                f"{mean([r['flops'] for r in rs]) / 1e12:.2f} | "
+                f"{means[variant]:.4f} ± {sd(losses):.4f} (n={len(rs)}) | "
                 f"{diff['paired'].text() + ' ' + diff['word'] if diff else ''} |"
             )
         best = min(means, key=means.get) if means else None
@@ -552,8 +539,8 @@ def grid_table(rows: Sequence[Mapping[str, Any]]) -> str:
         lines.append(
             f"| {route} | {variant} | {size} | {rs[0]['params']:,} | {rs[0]['steps']} | "
             f"{rs[0]['tokens']:,} | {rs[0]['flops'] / 1e12:.2f} | "
-            f"{rs[0]['memory_bytes'] / MiB:.2f} | {_mean(losses):.4f} ± {_sd(losses):.4f} | "
-            f"{_mean([r['train_val_loss'] for r in rs]):.4f} | {len(rs)} |"
+            f"{rs[0]['memory_bytes'] / MiB:.2f} | {mean(losses):.4f} ± {sd(losses):.4f} | "
+            f"{mean([r['train_val_loss'] for r in rs]):.4f} | {len(rs)} |"
         )
     return "\n".join(lines)
 
@@ -576,8 +563,8 @@ def plot_frontiers(design, pl, rows, path: Path) -> None:
     groups = group(rows)
     for variant in design["variants"]:
         pts = sorted(
-            (rs[0]["memory_bytes"] / MiB, _mean([r["val_loss"] for r in rs]),
-             _sd([r["val_loss"] for r in rs]), size)
+            (rs[0]["memory_bytes"] / MiB, mean([r["val_loss"] for r in rs]),
+             sd([r["val_loss"] for r in rs]), size)
             for (route, v, size), rs in groups.items() if route == "ladder" and v == variant
         )  # fmt: skip
         if pts:
@@ -600,8 +587,8 @@ def plot_compute(rows, path: Path) -> None:
     fig, ax = _figure()
     for (route, variant, size), rs in group(rows).items():
         ax.errorbar(
-            [_mean([r["flops"] for r in rs])], [_mean([r["val_loss"] for r in rs])],
-            yerr=[_sd([r["val_loss"] for r in rs])], marker="s" if route != "ladder" else "o",
+            [mean([r["flops"] for r in rs])], [mean([r["val_loss"] for r in rs])],
+            yerr=[sd([r["val_loss"] for r in rs])], marker="s" if route != "ladder" else "o",
             capsize=3, linestyle="none", label=f"{variant} {size}" + ("" if route == "ladder"
                                                                      else f" ({route})"),
         )  # fmt: skip
@@ -623,7 +610,7 @@ def plot_positions(design, pl, positions, path: Path) -> None:
                 pts.setdefault(p["first"], []).append(p["loss"])
         if pts:
             xs = sorted(pts)
-            ax.plot([x + 1 for x in xs], [_mean(pts[x]) for x in xs], marker="o",
+            ax.plot([x + 1 for x in xs], [mean(pts[x]) for x in xs], marker="o",
                     label=f"{variant} {size}")  # fmt: skip
     ax.set_xscale("log", base=2)
     ax.set_xlabel("position (bucket start + 1)")

@@ -39,7 +39,7 @@ from inattn.inference.generate import generate
 from inattn.passkey import passkey_accuracy
 from inattn.positions import extend_context
 from inattn.pretrained import load_model
-from inattn.verdicts import combine, paired_by_seed, verdict
+from inattn.verdicts import combine, mean, paired_by_seed, verdict
 
 NAME = "finetune"
 ROUTES = ("pretrained", "finetuned", "more-T0", "scratch-tokens", "scratch-steps")
@@ -97,8 +97,7 @@ def run(cfg: DictConfig, launcher: str | None) -> Path | None:
     if cfg.dry_run:
         return None
     out = Path(cfg.report_dir) / NAME
-    out.mkdir(parents=True, exist_ok=True)
-    record.write_design(out, {"experiment": NAME, "design": design, "provenance": prov})
+    record.start(out, NAME, design, prov)
     runs_dir = Path(cfg.runs_dir) / NAME
     metrics: dict[str, list[dict]] = {}
     for name, st in stages(design).items():
@@ -268,20 +267,13 @@ def verdicts(design: Mapping[str, Any], rows: Sequence[Mapping]) -> dict[str, di
 # ----------------------------------------------------------------------------- render
 
 
-def _mean(values) -> float:
-    values = [v for v in values if v is not None]
-    return sum(values) / len(values) if values else float("nan")
-
-
 def render(folder: Path) -> Path:
     """report.md and plots from design.json, runs.csv and positions.csv alone."""
     from inattn.experiments.writeup import write_rendered
 
     folder = Path(folder)
-    saved = record.read_design(folder)
+    saved, rows, positions = record.load(folder)
     design = saved["design"]
-    rows = record.read_rows(folder / record.RUNS_FILE)
-    positions = record.read_rows(folder / record.POSITIONS_FILE)
     v = verdicts(design, rows)
     plot_positions(design, positions, folder / "loss_by_position.png")
     sections = [
@@ -326,7 +318,7 @@ def results_table(design: Mapping[str, Any], rows: Sequence[Mapping]) -> str:
     for variant in design["variants"]:
         for route in ROUTES:
             rs = [r for r in rows if r["variant"] == variant and r["route"] == route]
-            m = {k: _mean([r.get(k) for r in rs]) for k in (
+            m = {k: mean([r.get(k) for r in rs]) for k in (
                 "val_loss", "loss_below_T0", "loss_beyond_T0", "deficit", "context_gain",
                 "passkey", "tokens", "flops", "steps")}  # fmt: skip
             lines.append(
@@ -347,9 +339,9 @@ def probe_table(design: Mapping[str, Any], rows: Sequence[Mapping]) -> str:
         for route in ROUTES:
             rs = [r for r in rows if r["variant"] == variant and r["route"] == route]
             cells = [
-                f"{_mean([r[f'copy_first_{d}'] for r in rs]):.3f} / "
-                f"{_mean([r[f'copy_second_{d}'] for r in rs]):.3f} / "
-                f"{_mean([r[f'copy_gain_{d}'] for r in rs]):+.3f}"
+                f"{mean([r[f'copy_first_{d}'] for r in rs]):.3f} / "
+                f"{mean([r[f'copy_second_{d}'] for r in rs]):.3f} / "
+                f"{mean([r[f'copy_gain_{d}'] for r in rs]):+.3f}"
                 for d in distances
             ]
             lines.append(f"| {variant} | {route} | " + " | ".join(cells) + " |")
@@ -366,7 +358,7 @@ def plot_positions(design: Mapping[str, Any], positions: Sequence[Mapping], path
                 if p["variant"] == variant and p["route"] == route:
                     pts.setdefault(p["first"], []).append(p["loss"])
             xs = sorted(pts)
-            ax.plot([x + 1 for x in xs], [_mean(pts[x]) for x in xs], marker="o", label=route)
+            ax.plot([x + 1 for x in xs], [mean(pts[x]) for x in xs], marker="o", label=route)
         ax.axvline(design["T0"], color="k", linestyle=":", label=f"T0 = {design['T0']}")
         ax.set_xscale("log", base=2)
         ax.set_title(variant)

@@ -123,3 +123,20 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
         raise DataError("folder", f"no {path.name} in {path.parent}")
     with open(path, newline="") as f:
         return [{k: _parse(v) for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+def start(folder: Path, name: str, design: Mapping[str, Any], prov: dict[str, Any]) -> None:
+    """The experiment's folder, with its design and provenance written before any training."""
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    write_design(folder, {"experiment": name, "design": design, "provenance": prov})
+
+
+def load(folder: Path) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
+    """(design.json, runs.csv rows, positions.csv rows or []) of an experiment folder."""
+    folder = Path(folder)
+    positions = folder / POSITIONS_FILE
+    return (
+        read_design(folder),
+        read_rows(folder / RUNS_FILE),
+        read_rows(positions) if positions.is_file() else [],
+    )

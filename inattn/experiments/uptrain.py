@@ -31,7 +31,7 @@ from inattn.experiments.sweep import run_sweep
 from inattn.experiments.writeup import log_summary_run, new_figure, save_figure, write_rendered
 from inattn.init_from import convert_arch
 from inattn.pretrained import load_model
-from inattn.verdicts import combine, paired_by_seed, verdict
+from inattn.verdicts import combine, mean, paired_by_seed, verdict
 
 NAME = "uptrain"
 SUBDIR = "hydra.sweep.subdir=${model.variant}_seed${seed}"
@@ -80,8 +80,7 @@ def run(cfg: DictConfig, launcher: str | None) -> Path | None:
     if cfg.dry_run:
         return None
     out = Path(cfg.report_dir) / NAME
-    out.mkdir(parents=True, exist_ok=True)
-    record.write_design(out, {"experiment": NAME, "design": design, "provenance": prov})
+    record.start(out, NAME, design, prov)
     runs_dir = Path(cfg.runs_dir) / NAME
     common = [
         *design["train"],
@@ -185,7 +184,7 @@ def verdicts(design: Mapping[str, Any], rows: Sequence[Mapping]) -> dict[str, An
     for f in design["fractions"]:
         up, scratch = loss_by_seed(rows, f"uptrain-{f:g}"), loss_by_seed(rows, f"scratch-{f:g}")
         p = paired_by_seed(scratch, up)
-        gap = _mean([scratch[s] - source[s] for s in scratch if s in source])
+        gap = mean([scratch[s] - source[s] for s in scratch if s in source])
         out["fractions"].append(
             {
                 "fraction": f,
@@ -198,20 +197,14 @@ def verdicts(design: Mapping[str, Any], rows: Sequence[Mapping]) -> dict[str, An
     return out
 
 
-def _mean(values: Sequence[float]) -> float:
-    values = [v for v in values if v is not None]
-    return sum(values) / len(values) if values else float("nan")
-
-
 # ----------------------------------------------------------------------------- render
 
 
 def render(folder: Path) -> Path:
     """report.md and the plot from design.json and runs.csv alone."""
     folder = Path(folder)
-    saved = record.read_design(folder)
+    saved, rows, _ = record.load(folder)
     design = saved["design"]
-    rows = record.read_rows(folder / record.RUNS_FILE)
     v = verdicts(design, rows)
     plot(v, folder / "recovered_vs_compute.png")
     lines = [
@@ -221,7 +214,7 @@ def render(folder: Path) -> Path:
     routes = dict.fromkeys(r["route"] for r in rows)
     for route in routes:
         rs = [r for r in rows if r["route"] == route]
-        m = {k: _mean([r[k] for r in rs]) for k in ("val_loss", "tokens", "extra_tokens", "flops",
+        m = {k: mean([r[k] for r in rs]) for k in ("val_loss", "tokens", "extra_tokens", "flops",
                                                      "context_gain")}  # fmt: skip
         lines.append(
             f"| {route} | {m['val_loss']:.4f} | {m['tokens']:,.0f} | {m['extra_tokens']:,.0f} | "
