@@ -21,6 +21,31 @@ from inattn.loggers import (
 )
 
 
+class Warnings(logging.Handler):
+    """The warnings of `inattn.loggers`, caught at that logger itself: other tests (Hydra apps,
+    the harness) reconfigure the root logger, which pytest's caplog listens to."""
+
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+@pytest.fixture
+def warned():
+    logger = logging.getLogger("inattn.loggers")
+    handler, level, disabled = Warnings(), logger.level, logger.disabled
+    logger.addHandler(handler)
+    logger.setLevel(logging.WARNING)
+    logger.disabled = False
+    yield handler.messages
+    logger.removeHandler(handler)
+    logger.setLevel(level)
+    logger.disabled = disabled
+
+
 def rows(run_dir: Path) -> list[dict[str, str]]:
     with open(run_dir / "csv" / "metrics.csv", newline="") as f:
         return list(csv.DictReader(f))
@@ -69,7 +94,7 @@ def test_step_log_with_gradient_accumulation_counts_optimizer_steps(fit_tiny, tm
     assert float(train[-1]["train/tokens_seen"]) == 3 * 2 * 4 * 8
 
 
-def test_wandb_failing_warns_once_and_is_left_alone(caplog):
+def test_wandb_failing_warns_once_and_is_left_alone(warned):
     logger = GuardedWandbLogger(project="inattn", mode="disabled")
     calls = []
 
@@ -77,11 +102,10 @@ def test_wandb_failing_warns_once_and_is_left_alone(caplog):
         calls.append(args)
         raise OSError("folder went away")
 
-    with caplog.at_level(logging.WARNING, logger="inattn.loggers"):
-        assert logger._guard("logging metrics", broken, 1) is None
-        assert logger._guard("logging metrics", broken, 2) is None
+    assert logger._guard("logging metrics", broken, 1) is None
+    assert logger._guard("logging metrics", broken, 2) is None
     assert calls == [(1,)] and logger.failed
-    (warning,) = [r.getMessage() for r in caplog.records]
+    (warning,) = warned
     assert "W&B failed while logging metrics (folder went away)" in warning
 
 
@@ -109,13 +133,12 @@ def test_without_wandb_only_the_csv_log(cfg, tmp_path):
     assert [type(x) for x in built] == [ResumableCSVLogger] and wandb_run_id(built) is None
 
 
-def test_wandb_that_cannot_start_leaves_the_csv_log_and_one_warning(tmp_path, monkeypatch, caplog):
+def test_wandb_that_cannot_start_leaves_the_csv_log_and_one_warning(tmp_path, monkeypatch, warned):
     def no_start(self):
         raise RuntimeError("no network\nmore detail")
 
     monkeypatch.setattr(loggers.GuardedWandbLogger, "experiment", property(no_start))
-    with caplog.at_level(logging.WARNING, logger="inattn.loggers"):
-        built = build_loggers(config("wandb"), tmp_path, {})
+    built = build_loggers(config("wandb"), tmp_path, {})
     assert [type(x) for x in built] == [ResumableCSVLogger]
-    (warning,) = [r.getMessage() for r in caplog.records]
+    (warning,) = warned
     assert warning == "W&B could not start (no network); logging to CSV only"

@@ -53,12 +53,13 @@ def test_the_readme_shows_every_command():
 
 
 def concrete(args: list[str], run: Path) -> list[str]:
-    """The arguments with placeholder paths replaced by the finished run's."""
+    """The arguments with placeholder paths (checkpoints, model folders, hub ids that need the
+    network) replaced by the finished run's checkpoint."""
     checkpoint = run / "checkpoints" / "last.ckpt"
     out = []
     for arg in args:
         key, _, value = arg.partition("=")
-        if key in ("ckpt", "resume") and value not in ("auto", "false"):
+        if key in ("ckpt", "resume", "init_from") and value not in ("auto", "false"):
             arg = f"{key}={checkpoint}"
         out.append(arg)
     return out
