@@ -150,6 +150,6 @@ def test_uptrain_converts_dense_and_compares_with_scratch(tmp_path):
     # scratch gets the uptrained route's total tokens
     assert by[("scratch-0.5", 1)]["tokens"] == by[("uptrain-0.5", 1)]["tokens"]
     report = (out / "report.md").read_text()
-    assert re.search(WORDS, report) and (out / "recovered_vs_compute.png").stat().st_size > 0
+    assert re.search(WORDS, report) and (out / "loss_vs_fraction.png").stat().st_size > 0
     result = report_cli(str(out))
     assert result.returncode == 0 and undated((out / "report.md").read_text()) == undated(report)

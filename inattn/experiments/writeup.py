@@ -91,8 +91,8 @@ def provenance_section(prov: dict) -> str:
         f"{prov.get('wall_minutes', float('nan')):.1f} min; load average "
         f"{prov.get('load_average_start', '')} at the start, "
         f"{prov.get('load_average_end', '')} at the end",
-        "- raw data: `runs.csv` (one row per run), `positions.csv` (loss by position), "
-        "`design.json` (the design, the measured plan, this provenance); "
+        "- raw data: `runs.csv` (one row per run), `positions.csv` where loss by position was "
+        "measured, `design.json` (the design, the measured plan, this provenance); "
         "`inattn-report <this folder>` rebuilds this report from them",
         f"- report rendered: {time.strftime('%Y-%m-%d %H:%M %Z')}",
     ]
