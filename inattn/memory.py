@@ -41,7 +41,6 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
 from inattn.errors import ConfigError
-from inattn.units import MiB
 
 DEVICES = ("cpu", "meta", "cuda")
 DTYPES = {
@@ -141,10 +140,6 @@ class MemoryTracker(TorchDispatchMode):
         """Start a new peak from what is live now."""
         self.peak_bytes = self.current_bytes
 
-    @property
-    def live_storages(self) -> int:
-        return len(self._live)
-
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
         for st in _storages(out):
@@ -239,10 +234,6 @@ class MemoryReport:
     weight_bytes: int
     cuda_peak_bytes: int | None
     device: str
-
-    @property
-    def peak_mib(self) -> float:
-        return self.peak_bytes / MiB
 
     @property
     def activation_bytes(self) -> int:
