@@ -32,7 +32,7 @@ from inattn.data.build import build_data
 from inattn.errors import ConfigError
 from inattn.experiments import record
 from inattn.experiments.budget import largest_fitting
-from inattn.experiments.evaluate import evaluate_at, first_windows, fixed_blocks, log2_buckets
+from inattn.experiments.evaluate import eval_sets, evaluate_at, log2_buckets
 from inattn.experiments.memory import inference_peak
 from inattn.experiments.sweep import compose_train, run_sweep
 from inattn.experiments.writeup import log_summary_run, new_figure, save_figure
@@ -263,9 +263,7 @@ def evaluate_runs(
     for m in sorted(metrics, key=lambda m: (variant_of(m), m["params"], m["steps"], m["seed"])):
         loaded = load_model(Path(m["run_dir"]) / "checkpoints" / "last.ckpt")
         if blocks is None:  # every run shares the data, so one set of blocks serves all
-            data = build_data(*_data_opts(m["run_dir"]), T, cache)
-            blocks = fixed_blocks(data.val, int(design["eval_blocks"]))
-            windows = first_windows(data.val, int(design["first_windows"]))
+            blocks, windows = eval_sets(m["run_dir"], T, design, cache)
         scores, losses = evaluate_at(loaded.model, blocks, windows)
         shape = pl["shapes"][f"{variant_of(m)}/{m['size']}"]
         route = "ladder" if m["steps"] == int(design["steps"]) else "flops-matched"
@@ -294,11 +292,6 @@ def evaluate_runs(
 def variant_of(metrics: Mapping[str, Any]) -> str:
     """The arch option a run was trained with (runs from before variants existed: the arch)."""
     return metrics.get("variant") or metrics["arch"]
-
-
-def _data_opts(run_dir: str) -> tuple[dict, dict]:
-    run_cfg = OmegaConf.load(Path(run_dir) / ".hydra" / "config.yaml")
-    return OmegaConf.to_container(run_cfg.data), OmegaConf.to_container(run_cfg.tokenizer)
 
 
 # ----------------------------------------------------------------------------- verdicts

@@ -107,3 +107,14 @@ def evaluate_at(
     losses = position_losses(model, blocks)
     first = None if windows is None else position_losses(model, windows, batch_size=512)
     return {"val_loss": float(losses.mean()), **context_use(losses, first)}, losses
+
+
+def eval_sets(
+    run_dir: str | Path, context: int, design: Any, cache: str | Path
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The design's fixed blocks at `context` and its short first-position windows, from the
+    data the run was trained on (every run of an experiment shares them)."""
+    val = run_val_blocks(Path(run_dir), context, cache)
+    return fixed_blocks(val, int(design["eval_blocks"])), first_windows(
+        val, int(design["first_windows"])
+    )

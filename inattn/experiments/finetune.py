@@ -29,10 +29,9 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from inattn.compute import training_flops
-from inattn.data.build import build_data
 from inattn.experiments import record
 from inattn.experiments.copy_probe import copy_probe
-from inattn.experiments.evaluate import evaluate_at, first_windows, fixed_blocks, log2_buckets
+from inattn.experiments.evaluate import eval_sets, evaluate_at, log2_buckets
 from inattn.experiments.sweep import run_sweep
 from inattn.experiments.writeup import log_summary_run, new_figure, save_figure
 from inattn.inference.generate import generate
@@ -151,7 +150,7 @@ def evaluate_all(
                 m = by[(STAGE_OF.get(route, route), variant, seed)]
                 loaded = load_model(Path(m["run_dir"]) / "checkpoints" / "last.ckpt")
                 if blocks is None:
-                    blocks, windows = _blocks(m["run_dir"], design, cache)
+                    blocks, windows = eval_sets(m["run_dir"], design["T1"], design, cache)
                 row, losses = evaluate_one(design, loaded, blocks, windows, seed)
                 history = (
                     [by[("pretrain", variant, seed)]] if route in ("finetuned", "more-T0") else []
@@ -181,20 +180,6 @@ def evaluate_all(
                     {**key, "first": a, "last": b, "loss": v} for a, b, v in log2_buckets(losses)
                 ]
     return rows, positions
-
-
-def _blocks(
-    run_dir: str, design: Mapping[str, Any], cache: str | Path
-) -> tuple[torch.Tensor, torch.Tensor]:
-    run_cfg = OmegaConf.load(Path(run_dir) / ".hydra" / "config.yaml")
-    data = build_data(
-        OmegaConf.to_container(run_cfg.data),
-        OmegaConf.to_container(run_cfg.tokenizer),
-        design["T1"],
-        cache,
-    )
-    blocks = fixed_blocks(data.val, int(design["eval_blocks"]))
-    return blocks, first_windows(data.val, int(design["first_windows"]))
 
 
 def evaluate_one(

@@ -24,9 +24,8 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from inattn.compute import training_flops
-from inattn.data.build import build_data
 from inattn.experiments import record
-from inattn.experiments.evaluate import evaluate_at, first_windows, fixed_blocks
+from inattn.experiments.evaluate import eval_sets, evaluate_at
 from inattn.experiments.sweep import run_sweep
 from inattn.experiments.writeup import log_summary_run, new_figure, save_figure, write_rendered
 from inattn.init_from import convert_arch
@@ -136,12 +135,7 @@ def evaluate_all(
             if route == "converted":
                 loaded = convert_arch(loaded, "inattn")
             if blocks is None:
-                run_cfg = OmegaConf.load(Path(m["run_dir"]) / ".hydra" / "config.yaml")
-                data = build_data(OmegaConf.to_container(run_cfg.data),
-                                  OmegaConf.to_container(run_cfg.tokenizer),
-                                  design["context_length"], cache)  # fmt: skip
-                blocks = fixed_blocks(data.val, int(design["eval_blocks"]))
-                windows = first_windows(data.val, int(design["first_windows"]))
+                blocks, windows = eval_sets(m["run_dir"], design["context_length"], design, cache)
             scores, _ = evaluate_at(loaded.model, blocks, windows)
             tokens = sum(c["tokens_seen"] for c in cost)
             rows.append(
