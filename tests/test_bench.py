@@ -96,6 +96,15 @@ def memory_runs(tmp_path_factory, one_thread) -> dict[str, tuple[BenchResult, Pa
     return runs
 
 
+def test_meta_points_in_worker_processes_are_the_serial_numbers(memory_runs):
+    """jobs=2 measures the points in two processes: the same rows, in the same order."""
+    serial = memory_runs["meta"][0].rows
+    parallel = run_grid(spec(device="meta", memory_limit=None, jobs=2), progress=False)
+    assert [r.to_dict() for r in parallel] == [r.to_dict() for r in serial]
+    assert spec(device="meta", jobs=None).workers >= 1  # null: one per core
+    assert spec(device="cpu", jobs=None).workers == 1  # real devices: one point at a time
+
+
 @pytest.mark.parametrize("device", ["cpu", "meta"])
 def test_memory_run_writes_csv_json_and_plot(memory_runs, device):
     result, out = memory_runs[device]
@@ -401,6 +410,9 @@ SPEC_ERRORS = {
     "warmup": (dict(warmup=-1), "warmup"),
     "chunk": (dict(chunk=0), "chunk"),
     "ttft_max_context": (dict(ttft_max_context=-1), "ttft_max_context"),
+    "jobs zero": (dict(jobs=0), "jobs"),
+    "jobs on a real device": (dict(jobs=2, device="cpu"), "jobs"),
+    "jobs for speed": (dict(jobs=2, measure="speed"), "jobs"),
     "fit_tail zero": (dict(fit_tail=0.0), "fit_tail"),
     "fit_tail above one": (dict(fit_tail=1.5), "fit_tail"),
     "fit_tail text": (dict(fit_tail="x"), "fit_tail"),

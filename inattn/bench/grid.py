@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import multiprocessing
 import statistics
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -154,28 +156,74 @@ def progress_bar(total: int, desc: str, enabled: bool) -> Iterator[tqdm]:
 
 
 def run_memory(spec: BenchSpec, progress: bool = True) -> list[Row]:
-    rows: list[Row] = []
+    """Every (size, mode, T) point, in that order; in `spec.workers` processes on fake tensors."""
     points = [(s, k, T) for s in spec.sizes for k in spec.modes for T in spec.context_lengths]
+    workers = min(spec.workers, len(points))
     with progress_bar(len(points), "memory", progress) as bar:
+        if workers > 1:
+            return parallel_memory(spec, points, workers, bar)
+        rows: list[Row] = []
         for size in spec.sizes:
             models = Models(spec, size)
             for key in spec.modes:
-                arch, mode = split_key(key)
                 for T in spec.context_lengths:
                     bar.set_postfix_str(f"{size} {key} T={T}")
-                    row = base_row(spec, models, key, T)
-                    if not over_limit(spec, models, key, T, row):
-                        model = models.measured(arch)
-                        m = memory_point(model, T, mode, spec.device, spec.chunk, spec.seed)
-                        row.weight_bytes, row.peak_bytes = m.weight_bytes, m.peak_bytes
-                        row.activation_bytes = m.peak_bytes - m.weight_bytes
-                        row.cuda_peak_bytes, row.state_bytes = m.cuda_peak_bytes, m.state_bytes
-                        row.state_bytes_per_token = m.state_bytes / T
-                    rows.append(row)
+                    rows.append(memory_row(spec, models, key, T))
                     bar.update()
             del models
             gc.collect()
     return rows
+
+
+def memory_row(spec: BenchSpec, models: Models, key: str, T: int) -> Row:
+    """One memory point, measured (or skipped past `memory_limit` on a real device)."""
+    row = base_row(spec, models, key, T)
+    if not over_limit(spec, models, key, T, row):
+        arch, mode = split_key(key)
+        m = memory_point(models.measured(arch), T, mode, spec.device, spec.chunk, spec.seed)
+        row.weight_bytes, row.peak_bytes = m.weight_bytes, m.peak_bytes
+        row.activation_bytes = m.peak_bytes - m.weight_bytes
+        row.cuda_peak_bytes, row.state_bytes = m.cuda_peak_bytes, m.state_bytes
+        row.state_bytes_per_token = m.state_bytes / T
+    return row
+
+
+def parallel_memory(
+    spec: BenchSpec, points: list[tuple[str, str, int]], workers: int, bar: tqdm
+) -> list[Row]:
+    """The points in `workers` processes (fake tensors only: nothing real is shared or timed).
+
+    On fake tensors a point costs Python dispatch per op, nothing else, so processes scale with
+    the cores. The longest contexts start first, so no worker is left with the slowest point at
+    the end; rows come back in the serial order, and are the same numbers as a serial run.
+    """
+    order = sorted(range(len(points)), key=lambda i: -points[i][2])
+    rows: list[Row | None] = [None] * len(points)
+    context = multiprocessing.get_context("spawn")  # no forked torch state in the workers
+    with ProcessPoolExecutor(workers, context, _start_worker, (spec.to_dict(),)) as pool:
+        futures = {pool.submit(_worker_row, *points[i]): i for i in order}
+        for future in as_completed(futures):
+            i = futures[future]
+            rows[i] = future.result()
+            size, key, T = points[i]
+            bar.set_postfix_str(f"{size} {key} T={T}")
+            bar.update()
+    return [row for row in rows if row is not None]
+
+
+_worker: dict[str, Any] = {}  # a worker process's spec and the models it has built
+
+
+def _start_worker(spec: dict[str, Any]) -> None:
+    torch.set_num_threads(1)  # one process per core
+    _worker["spec"], _worker["models"] = BenchSpec(**spec), {}
+
+
+def _worker_row(size: str, key: str, T: int) -> Row:
+    spec, models = _worker["spec"], _worker["models"]
+    if size not in models:
+        models[size] = Models(spec, size)
+    return memory_row(spec, models[size], key, T)
 
 
 # ----------------------------------------------------------------------------- speed

@@ -10,6 +10,7 @@ unless `variants` gives its fields (`inattn-bench arch=gqa model.n_kv_head=2`).
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +47,7 @@ INT_FIELDS = (
     ("warmup", 0, False),
     ("chunk", 1, True),
     ("ttft_max_context", 0, True),
+    ("jobs", 1, True),
 )
 
 
@@ -90,6 +92,9 @@ class BenchSpec:
     # keys/values of the right shape (a decode step costs the same whatever the numbers are)
     ttft_max_context: int | None = None
     fit_tail: float = 0.5  # fraction of the largest contexts the memory exponent is fitted on
+    # memory on fake tensors (device=meta): processes measuring points side by side; null: one
+    # per CPU core. Real devices measure one point at a time (they would share memory and time).
+    jobs: int | None = 1
 
     def __post_init__(self) -> None:
         self.validate()
@@ -97,6 +102,13 @@ class BenchSpec:
     @property
     def torch_dtype(self) -> torch.dtype:
         return parse_dtype(self.dtype)
+
+    @property
+    def workers(self) -> int:
+        """Processes for the memory grid: `jobs`, or one per core on fake tensors when null."""
+        if self.device != "meta" or self.measure != "memory":
+            return 1
+        return self.jobs or os.cpu_count() or 1
 
     @property
     def decode_positions(self) -> int:
@@ -149,6 +161,12 @@ class BenchSpec:
         if isinstance(self.memory_limit, str):
             self.memory_limit = parse_limit(self.memory_limit)
         check_int("memory_limit", self.memory_limit, 1, nullable=True)
+        if self.jobs not in (None, 1) and (self.device != "meta" or self.measure != "memory"):
+            raise ConfigError(
+                "jobs",
+                f"jobs={self.jobs}: points run side by side only for bench=memory on device=meta "
+                "(fake tensors); on a real device they would share its memory and time",
+            )
         if (
             isinstance(self.fit_tail, bool)
             or not isinstance(self.fit_tail, int | float)

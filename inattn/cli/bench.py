@@ -85,6 +85,7 @@ def spec_from_config(cfg: DictConfig) -> BenchSpec:
         model=model,
         variants=variants,
         chunk=cfg.chunk,
+        jobs=cfg.get("jobs", 1),
         seed=cfg.seed,
         fit_tail=cfg.fit_tail,
         **speed,
