@@ -259,57 +259,88 @@ def speed_at(spec: BenchSpec, models: Models, T: int, warm: bool, bar: tqdm) -> 
     runners = {key: models.runner(key) for key in keys}
     vocab = spec.gpt_config(models.size, "dense").vocab_size
     idx = random_tokens(vocab, T, torch.device(spec.device), spec.seed)
-    capacity = T + spec.decode_steps
     timed = spec.ttft_max_context is None or T <= spec.ttft_max_context
-
-    # (first token to decode, cache) per mode
-    outputs: dict[str, tuple[torch.Tensor, Any]] = {}
-    ttft: dict[str, list[float]] = {k: [] for k in keys}
+    label = f"{models.size} T={T}"
     if timed:
-        for key in keys:  # warm-up: first-call costs (allocator, kernels) are not inference time
-            for _ in range(0 if warm else spec.warmup):
-                runners[key].prefill(idx, capacity)
-            bar.update(spec.warmup)
-        for r in range(spec.repeats):
-            for key in rotated(keys, r):
-                bar.set_postfix_str(f"{models.size} T={T} prefill {key}")
-                seconds, (logits, cache) = time_prefill(runners[key], idx, capacity)
-                ttft[key].append(seconds)
-                outputs[key] = (logits.argmax(-1), cache)
-                bar.update()
+        ttft, outputs = time_prefills(spec, runners, idx, warm, bar, label)
     else:
+        ttft, outputs = {}, {}
         for key in keys:
-            bar.set_postfix_str(f"{models.size} T={T} filling {key}")
+            bar.set_postfix_str(f"{label} filling {key}")
+            capacity = T + spec.decode_steps
             outputs[key] = (idx[:, -1], runners[key].filled_cache(T, capacity))
             bar.update(spec.warmup + spec.repeats)
-
     decoded = [k for k in keys if spec.recompute_decode or split_key(k)[1] not in RECOMPUTE]
-    rates: dict[str, list[float]] = {k: [] for k in decoded}
+    rates = time_decodes(spec, {k: runners[k] for k in decoded}, outputs, T, bar, label)
+    bar.update(spec.repeats * (len(keys) - len(decoded)))
+    for key in keys:
+        fill_speed(spec, rows[key], ttft.get(key), rates.get(key))
+    outputs.clear()
+    return list(rows.values())
+
+
+def time_prefills(
+    spec: BenchSpec,
+    runners: dict[str, Runner],
+    idx: torch.Tensor,
+    warm: bool,
+    bar: tqdm,
+    label: str,
+) -> tuple[dict[str, list[float]], dict[str, tuple[torch.Tensor, Any]]]:
+    """Seconds to first token per mode and round; and each mode's (first decode token, cache)."""
+    capacity = idx.shape[1] + spec.decode_steps
+    for runner in runners.values():  # warm-up: first-call costs are not inference time
+        for _ in range(0 if warm else spec.warmup):
+            runner.prefill(idx, capacity)
+        bar.update(spec.warmup)
+    ttft: dict[str, list[float]] = {k: [] for k in runners}
+    outputs: dict[str, tuple[torch.Tensor, Any]] = {}
     for r in range(spec.repeats):
-        for key in rotated(decoded, r):
-            bar.set_postfix_str(f"{models.size} T={T} decode {key}")
+        for key in rotated(list(runners), r):
+            bar.set_postfix_str(f"{label} prefill {key}")
+            seconds, (logits, cache) = time_prefill(runners[key], idx, capacity)
+            ttft[key].append(seconds)
+            outputs[key] = (logits.argmax(-1), cache)
+            bar.update()
+    return ttft, outputs
+
+
+def time_decodes(
+    spec: BenchSpec,
+    runners: dict[str, Runner],
+    outputs: dict[str, tuple[torch.Tensor, Any]],
+    T: int,
+    bar: tqdm,
+    label: str,
+) -> dict[str, list[float]]:
+    """Decode tokens/s per mode and round, each round from the cache rewound to T positions."""
+    rates: dict[str, list[float]] = {k: [] for k in runners}
+    for r in range(spec.repeats):
+        for key in rotated(list(runners), r):
+            bar.set_postfix_str(f"{label} decode {key}")
             first, cache = outputs[key]
             rates[key].append(time_decode(runners[key], cache, T, first, spec.decode_steps))
             bar.update()
-    bar.update(spec.repeats * (len(keys) - len(decoded)))
+    return rates
 
-    for key in keys:
-        row = rows[key]
-        row.repeats, row.decode_steps = spec.repeats, spec.decode_steps
-        notes = []
-        if timed:
-            row.ttft_s, row.ttft_min_s, row.ttft_max_s = summary(ttft[key])
-        else:
-            notes.append(f"no prefill timed (ttft_max_context={spec.ttft_max_context})")
-            if key in rates:
-                notes.append("decoded from a cache of random keys/values")
-        if key in rates:
-            row.decode_tok_s, row.decode_min_tok_s, row.decode_max_tok_s = summary(rates[key])
-        else:
-            notes.append("reruns the whole context per token: decode time ~ time to first token")
-        row.note = "; ".join(notes)
-    outputs.clear()
-    return list(rows.values())
+
+def fill_speed(
+    spec: BenchSpec, row: Row, ttft: list[float] | None, rates: list[float] | None
+) -> None:
+    """A row's timing fields from its rounds, and notes for what was not timed."""
+    row.repeats, row.decode_steps = spec.repeats, spec.decode_steps
+    notes = []
+    if ttft is not None:
+        row.ttft_s, row.ttft_min_s, row.ttft_max_s = summary(ttft)
+    else:
+        notes.append(f"no prefill timed (ttft_max_context={spec.ttft_max_context})")
+        if rates is not None:
+            notes.append("decoded from a cache of random keys/values")
+    if rates is not None:
+        row.decode_tok_s, row.decode_min_tok_s, row.decode_max_tok_s = summary(rates)
+    else:
+        notes.append("reruns the whole context per token: decode time ~ time to first token")
+    row.note = "; ".join(notes)
 
 
 def rotated(keys: list[str], r: int) -> list[str]:
