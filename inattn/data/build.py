@@ -13,8 +13,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from inattn.data import corpora, packing
-from inattn.data import tokenizer as tokenization
+import inattn.data.corpora as corpora
+import inattn.data.packing as packing
+import inattn.data.tokenizer as tokenization
 from inattn.data.cache import MARKER, build_once, cache_key
 from inattn.data.options import data_options, tokenizer_options
 from inattn.errors import ConfigError, DataError

