@@ -26,6 +26,7 @@ from inattn.bench.fit import fit_exponent
 from inattn.errors import UserError
 from inattn.experiments import record
 from inattn.experiments.writeup import log_summary_run, new_figure, save_figure
+from inattn.inference.common import DEFAULT_CHUNK
 from inattn.units import MiB
 from inattn.verdicts import HELD, NOT_HELD
 
@@ -52,6 +53,9 @@ def bench_command(cfg: DictConfig, out: Path) -> list[str]:
     ]
     if v.get("modes"):
         cmd.append(f"modes=[{','.join(v.modes)}]")
+    for key in ("chunk", "jobs"):
+        if key in v:
+            cmd.append(f"{key}={'null' if v[key] is None else v[key]}")
     return cmd
 
 
@@ -210,7 +214,8 @@ def render(folder: Path) -> Path:
         "## Pre-registered design\n"
         f"- model {', '.join(plan['sizes'])}, {design['dtype']}, device={design['device']} "
         f"(meta: fake tensors), batch 1, next-token logits, weights included\n"
-        f"- contexts {design['context_lengths']}\n"
+        f"- contexts {design['context_lengths']}; prefill in chunks of "
+        f"{design.get('chunk', DEFAULT_CHUNK)} positions\n"
         f"- exponents fitted on the last {claim['fit_tail']:.0%} of the contexts (memory = a "
         "constant workspace + a per-token term, so the slope approaches 1 from below)",
         "## Results\n" + "\n".join(table),
