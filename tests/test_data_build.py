@@ -18,7 +18,7 @@ from inattn.data import build_data
 from inattn.data.cache import is_complete
 from inattn.data.packing import read_stream, token_dtype, write_stream
 from inattn.errors import ConfigError, DataError
-from tests.test_data_helpers import tiny_tokenizer, write_docs
+from tests.data_helpers import tiny_tokenizer, write_docs
 
 
 @pytest.fixture(autouse=True)

@@ -12,7 +12,7 @@ import pytest
 from inattn.data import corpora
 from inattn.data.options import data_options, tokenizer_options
 from inattn.errors import ConfigError, DataError
-from tests.test_data_helpers import random_text, write_docs
+from tests.data_helpers import random_text, write_docs
 
 
 @pytest.fixture(autouse=True)

@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 from inattn.config import CONF_DIR
 from inattn.data.files import expand, split_patterns
 from inattn.errors import DataError
-from tests.test_data_helpers import write_docs
+from tests.data_helpers import write_docs
 
 
 @pytest.fixture

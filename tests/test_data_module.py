@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader
 
 from inattn.data import ResumableSampler, TextDataModule
 from inattn.errors import DataError
-from tests.test_data_helpers import tiny_tokenizer, write_docs
+from tests.data_helpers import tiny_tokenizer, write_docs
 
 
 def run(sampler: ResumableSampler, n: int) -> list[int]:

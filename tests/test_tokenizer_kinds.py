@@ -8,7 +8,7 @@ from tokenizers import Tokenizer
 from inattn.data.build import build_data
 from inattn.data.options import tokenizer_options
 from inattn.errors import ConfigError, DataError
-from tests.test_data_helpers import write_docs
+from tests.data_helpers import write_docs
 
 
 def files_cfg(folder) -> dict:
