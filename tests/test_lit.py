@@ -1,4 +1,5 @@
-"""inattn.lit: the LR schedule, the loss, the optimizer groups and what a training step records."""
+"""inattn.training.lit: the LR schedule, the loss, the optimizer groups and what a training
+step records."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 import torch
 
 from inattn.checkpointing import NumericalFault
-from inattn.lit import LitGPT, lr_lambda
+from inattn.training.lit import LitGPT, lr_lambda
 from tests.conftest import TINY_MODEL, TINY_OPTIM
 
 

@@ -1,5 +1,5 @@
-"""inattn.loggers: the CSV log that a resumed run continues, one row per optimizer step, W&B
-failures turned into one warning, and which loggers a config gets."""
+"""inattn.training.loggers: the CSV log that a resumed run continues, one row per optimizer
+step, W&B failures turned into one warning, and which loggers a config gets."""
 
 from __future__ import annotations
 
@@ -8,22 +8,21 @@ import logging
 from pathlib import Path
 
 import pytest
-from omegaconf import OmegaConf
 
-from inattn import loggers
-from inattn.loggers import (
+from inattn.training import loggers
+from inattn.training.config import LoggerConfig, WandbConfig, run_tags
+from inattn.training.loggers import (
     GuardedWandbLogger,
     ResumableCSVLogger,
     StepLog,
     build_loggers,
-    run_tags,
     wandb_run_id,
 )
 
 
 class Warnings(logging.Handler):
-    """The warnings of `inattn.loggers`, caught at that logger itself: other tests (Hydra apps,
-    the harness) reconfigure the root logger, which pytest's caplog listens to."""
+    """The warnings of `inattn.training.loggers`, caught at that logger itself: other tests
+    (Hydra apps, the harness) reconfigure the root logger, which pytest's caplog listens to."""
 
     def __init__(self):
         super().__init__(logging.WARNING)
@@ -35,7 +34,7 @@ class Warnings(logging.Handler):
 
 @pytest.fixture
 def warned():
-    logger = logging.getLogger("inattn.loggers")
+    logger = logging.getLogger("inattn.training.loggers")
     handler, level, disabled = Warnings(), logger.level, logger.disabled
     logger.addHandler(handler)
     logger.setLevel(logging.WARNING)
@@ -109,22 +108,16 @@ def test_wandb_failing_warns_once_and_is_left_alone(warned):
     assert "W&B failed while logging metrics (folder went away)" in warning
 
 
-def config(logger: str, **wandb) -> OmegaConf:
+def config(logger: str, **wandb) -> LoggerConfig:
     wb = {"enabled": logger == "wandb", "project": "inattn", "entity": None, "init_timeout": 5}
     wb["mode"] = "offline" if logger == "wandb" else "disabled"
-    return OmegaConf.create(
-        {
-            "logger": {"wandb": {**wb, **wandb}},
-            "model": {"arch": "dense", "size": "nano", "position": "rope"},
-            "context_length": 64,
-            "tags": ["mine"],
-            "group": None,
-        }
-    )
+    return LoggerConfig(WandbConfig(**{**wb, **wandb}), group=None, tags=("dense", "mine"))
 
 
 def test_tags_name_the_model_and_keep_the_users():
-    assert run_tags(config("csv")) == ["dense", "nano", "T64", "rope", "mine"]
+    tags = run_tags("dense", "nano", 64, "rope", ["mine"])
+    assert tags == ("dense", "nano", "T64", "rope", "mine")
+    assert run_tags("inattn", "tiny", 8, "alibi", None) == ("inattn", "tiny", "T8", "alibi")
 
 
 @pytest.mark.parametrize("cfg", [config("csv"), config("wandb", mode="disabled")])
