@@ -100,3 +100,9 @@ def test_a_non_finite_loss_stops_before_the_update(fit_tiny, monkeypatch):
     monkeypatch.setattr(LitGPT, "loss", loss)
     with pytest.raises(NumericalFault, match=r"non-finite training loss \(nan\) at step 3"):
         fit_tiny(5)
+
+
+def test_validation_logs_the_loss_and_its_perplexity(fit_tiny):
+    trainer, _ = fit_tiny(2, validate=True, val_check_interval=2)
+    loss = float(trainer.callback_metrics["val/loss"])
+    assert float(trainer.callback_metrics["val/ppl"]) == pytest.approx(math.exp(loss), rel=1e-5)

@@ -4,6 +4,7 @@ step, W&B failures turned into one warning, and which loggers a config gets."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import logging
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from inattn.training.loggers import (
     ResumableCSVLogger,
     StepLog,
     build_loggers,
+    finish_loggers,
     wandb_run_id,
 )
 
@@ -135,3 +137,58 @@ def test_wandb_that_cannot_start_leaves_the_csv_log_and_one_warning(tmp_path, mo
     assert [type(x) for x in built] == [ResumableCSVLogger]
     (warning,) = warned
     assert warning == "W&B could not start (no network); logging to CSV only"
+
+
+class Recorder(GuardedWandbLogger):
+    """A W&B logger that records what `finish_loggers` asks of its run instead of running one."""
+
+    def __init__(self, failed: bool = False):
+        super().__init__(project="inattn", mode="disabled")
+        self.failed = failed
+        self.summary: dict = {}
+        self.exit_codes: list[int] = []
+
+    @property
+    def experiment(self):
+        recorder = self
+
+        class Run:
+            summary = recorder.summary
+
+            def finish(self, exit_code: int) -> None:
+                recorder.exit_codes.append(exit_code)
+
+        return Run()
+
+
+@pytest.mark.parametrize("failed, code, status", [(False, 0, "success"), (True, 1, "failed")])
+def test_finish_writes_the_summary_and_closes_every_logger(tmp_path, failed, code, status):
+    wb, csv_logger = Recorder(), ResumableCSVLogger(str(tmp_path))
+    closed = []
+    csv_logger.finalize = closed.append  # type: ignore[method-assign]
+    finish_loggers([wb, csv_logger], {"val_loss": 1.5}, failed=failed)
+    assert wb.summary == {"val_loss": 1.5} and wb.exit_codes == [code]
+    assert closed == [status]
+
+
+def test_finish_leaves_a_failed_wandb_logger_alone(tmp_path):
+    wb = Recorder(failed=True)
+    finish_loggers([wb], {"val_loss": 1.0})
+    assert wb.summary == {} and wb.exit_codes == []
+
+
+def test_build_loggers_hands_wandb_its_settings(tmp_path, monkeypatch):
+    started = {}
+
+    def start(self):
+        started.update(self._wandb_init)
+        return None
+
+    monkeypatch.setattr(loggers.GuardedWandbLogger, "experiment", property(start))
+    cfg = dataclasses.replace(config("wandb"), group="g", tags=("dense", "nano"))
+    built = build_loggers(cfg, tmp_path / "run-1", {"seed": 1}, run_id="abc", resume_step=4)
+    assert [type(x) for x in built] == [GuardedWandbLogger, ResumableCSVLogger]
+    assert started["group"] == "g" and started["tags"] == ["dense", "nano"]
+    assert started["name"] == "run-1" and started["id"] == "abc" and started["resume"] == "allow"
+    assert started["mode"] == "offline" and started["config"] == {"seed": 1}
+    assert "anonymous" not in started
