@@ -118,7 +118,7 @@ class RunConfig:
     resume: str | bool | None  # false, auto, or a checkpoint path
     init_extension: str  # how init_from's positions are extended to the run's context
     verbose: bool
-    resolved: Mapping[str, Any]  # the whole config as plain data: W&B's record of the run
+    resolved: Mapping[str, Any]  # the whole config as plain data (Hydra's own node left out)
 
     @classmethod
     def from_cfg(cls, cfg: DictConfig) -> RunConfig:
@@ -158,7 +158,7 @@ class RunConfig:
             resume=resume,
             init_extension=str(cfg.get("init_extension", "auto")),
             verbose=bool(cfg.get("verbose", False)),
-            resolved={k: v for k, v in to_dict(cfg).items() if k != "hydra"},
+            resolved=to_dict(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])),
         )
 
 
