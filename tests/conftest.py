@@ -79,7 +79,7 @@ def fit_tiny(tmp_path, request) -> Callable[..., tuple]:
     import lightning as L
     from torch.utils.data import DataLoader, TensorDataset
 
-    from inattn.lit import LitGPT
+    from inattn.training.lit import LitGPT
 
     def fit(
         steps: int, callbacks=(), loggers=False, batch: int = 4, validate: bool = False, **trainer

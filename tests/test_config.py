@@ -6,7 +6,8 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
-from inattn.config import CONF_DIR, model_config, validate_train_config
+from inattn.config import CONF_DIR
+from inattn.training.config import RunConfig, model_config
 
 NEEDS = {"data/files": ["data.train_files=/tmp/a.txt"]}  # required keys of an option
 APPS = ("train", "bench", "reproduce", "generate")  # the primary configs of the CLIs
@@ -63,7 +64,7 @@ def test_every_group_option_composes(group, option):
     if group == "position" and option == "none":
         overrides.append("arch=dense")  # InAttention refuses position=none, by design
     cfg = compose_train(overrides)
-    validate_train_config(cfg)
+    RunConfig.from_cfg(cfg)
     OmegaConf.to_container(cfg.model, resolve=True)
 
 
@@ -97,7 +98,7 @@ def test_the_precisions_accepted_are_lightnings_own():
 
     from lightning.pytorch.trainer.connectors import accelerator_connector
 
-    from inattn.config import PRECISIONS
+    from inattn.training.config import PRECISIONS
 
     kinds = typing.get_args(accelerator_connector._PRECISION_INPUT)
     lightnings = {str(v) for kind in kinds for v in typing.get_args(kind)}

@@ -237,17 +237,15 @@ def test_settings_are_checked():
     assert tokenizer_options({"path": "tok.json", "vocab_size": None})["path"] == "tok.json"
 
 
-def test_yaml_defaults_match_the_code():
-    from omegaconf import OmegaConf
+@pytest.mark.parametrize("source", ["shakespeare", "files", "hf"])
+def test_a_plain_dict_gets_the_defaults_of_the_composed_config(source):
+    """The defaults live in conf/data and conf/tokenizer only; the code reads them there."""
+    from hydra import compose, initialize_config_dir
 
-    from inattn.data.options import DEFAULTS, TOKENIZER_DEFAULTS
+    from inattn.config import CONF_DIR
 
-    conf = Path(__file__).resolve().parent.parent / "conf"
-    for source, defaults in DEFAULTS.items():
-        cfg = OmegaConf.to_container(OmegaConf.load(conf / "data" / f"{source}.yaml"))
-        assert cfg.pop("source") == source
-        assert set(cfg) == set(defaults)
-        differing = {k for k in cfg if cfg[k] != defaults[k]}
-        assert differing <= {"path", "train_files"}  # the hub example; the required files
-    tok = OmegaConf.to_container(OmegaConf.load(conf / "tokenizer" / "bpe.yaml"))
-    assert tok == TOKENIZER_DEFAULTS
+    needs = {"files": {"train_files": "a.txt"}, "hf": {"path": "owner/name"}}.get(source, {})
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        cfg = compose("train", [f"data={source}", *(f"data.{k}={v}" for k, v in needs.items())])
+    assert data_options({"source": source, **needs}) == data_options(cfg.data)
+    assert tokenizer_options({}) == tokenizer_options(cfg.tokenizer)

@@ -18,9 +18,10 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch.strategies import FSDPStrategy
 
-from inattn.config import CONF_DIR, validate_train_config
+from inattn.config import CONF_DIR
 from inattn.model import Block
-from inattn.train import trainer_kwargs
+from inattn.training.config import RunConfig
+from inattn.training.trainer import trainer_kwargs
 from tests.test_resume_helpers import (
     cli,
     measured,
@@ -147,8 +148,7 @@ def compose_with_hydra(overrides: list[str]):
 def test_scale_out_configs_compose(options, want):
     try:
         cfg = compose_with_hydra(options)
-        validate_train_config(cfg)
-        kwargs = trainer_kwargs(cfg)
+        kwargs = trainer_kwargs(RunConfig.from_cfg(cfg))
     finally:
         HydraConfig.instance().cfg = None
         GlobalHydra.instance().clear()

@@ -13,7 +13,7 @@ import torch
 import wandb
 
 from inattn.cli.train import EXIT_TRAINING_FAULT, main
-from inattn.lit import LitGPT
+from inattn.training.lit import LitGPT
 from tests.test_resume_helpers import (
     cli,
     cli_in_process,
@@ -122,13 +122,13 @@ def test_wandb_failing_mid_run_leaves_csv_and_one_warning(tmp_path, cache, monke
 
     monkeypatch.setattr(wandb.sdk.wandb_run.Run, "log", broken_log)
     run_dir = tmp_path / "run"
-    with caplog.at_level(logging.WARNING, logger="inattn.loggers"):
+    with caplog.at_level(logging.WARNING, logger="inattn.training.loggers"):
         metrics = train_in_process(
             tiny(tmp_path, cache, "trainer.max_steps=6", "logger=wandb"), run_dir
         )
     assert metrics["steps"] == 6 and (run_dir / "metrics.json").is_file()
     assert calls["n"] == 3  # W&B was left alone after its first failure
-    warned = [r.getMessage() for r in caplog.records if r.name == "inattn.loggers"]
+    warned = [r.getMessage() for r in caplog.records if r.name == "inattn.training.loggers"]
     assert len(warned) == 1 and "W&B failed" in warned[0], warned
     assert [s for s, _ in measured(run_dir, "train/loss")] == list(range(6))
     assert len(measured(run_dir, "val/loss")) == 2 + 1  # steps 3 and 6, and the final one

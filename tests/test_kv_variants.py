@@ -17,7 +17,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
-from inattn.config import CONF_DIR, model_config
+from inattn.config import CONF_DIR
 from inattn.errors import ConfigError
 from inattn.inference import (
     KVCache,
@@ -31,6 +31,7 @@ from inattn.inference import (
 from inattn.memory import fake_module, fake_tokens, measure_peak
 from inattn.model import GPT, POSITIONS, VARIANTS, GPTConfig, alibi_slopes, variant_fields
 from inattn.resume import check_resume
+from inattn.training.config import model_config
 from tests.test_model import final_logits, initial_states, layer_norm, mlp, rotate
 
 N_LAYER, N_HEAD, D_MODEL = 3, 4, 16  # head_dim 4; 3 layers make kv_share=2 leave a short group

@@ -1,4 +1,5 @@
-"""inattn.lit: the LR schedule, the loss, the optimizer groups and what a training step records."""
+"""inattn.training.lit: the LR schedule, the loss, the optimizer groups and what a training
+step records."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 import torch
 
 from inattn.checkpointing import NumericalFault
-from inattn.lit import LitGPT, lr_lambda
+from inattn.training.lit import LitGPT, lr_lambda
 from tests.conftest import TINY_MODEL, TINY_OPTIM
 
 
@@ -99,3 +100,9 @@ def test_a_non_finite_loss_stops_before_the_update(fit_tiny, monkeypatch):
     monkeypatch.setattr(LitGPT, "loss", loss)
     with pytest.raises(NumericalFault, match=r"non-finite training loss \(nan\) at step 3"):
         fit_tiny(5)
+
+
+def test_validation_logs_the_loss_and_its_perplexity(fit_tiny):
+    trainer, _ = fit_tiny(2, validate=True, val_check_interval=2)
+    loss = float(trainer.callback_metrics["val/loss"])
+    assert float(trainer.callback_metrics["val/ppl"]) == pytest.approx(math.exp(loss), rel=1e-5)

@@ -1,29 +1,30 @@
-"""inattn.loggers: the CSV log that a resumed run continues, one row per optimizer step, W&B
-failures turned into one warning, and which loggers a config gets."""
+"""inattn.training.loggers: the CSV log that a resumed run continues, one row per optimizer
+step, W&B failures turned into one warning, and which loggers a config gets."""
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import logging
 from pathlib import Path
 
 import pytest
-from omegaconf import OmegaConf
 
-from inattn import loggers
-from inattn.loggers import (
+from inattn.training import loggers
+from inattn.training.config import LoggerConfig, WandbConfig, run_tags
+from inattn.training.loggers import (
     GuardedWandbLogger,
     ResumableCSVLogger,
     StepLog,
     build_loggers,
-    run_tags,
+    finish_loggers,
     wandb_run_id,
 )
 
 
 class Warnings(logging.Handler):
-    """The warnings of `inattn.loggers`, caught at that logger itself: other tests (Hydra apps,
-    the harness) reconfigure the root logger, which pytest's caplog listens to."""
+    """The warnings of `inattn.training.loggers`, caught at that logger itself: other tests
+    (Hydra apps, the harness) reconfigure the root logger, which pytest's caplog listens to."""
 
     def __init__(self):
         super().__init__(logging.WARNING)
@@ -35,7 +36,7 @@ class Warnings(logging.Handler):
 
 @pytest.fixture
 def warned():
-    logger = logging.getLogger("inattn.loggers")
+    logger = logging.getLogger("inattn.training.loggers")
     handler, level, disabled = Warnings(), logger.level, logger.disabled
     logger.addHandler(handler)
     logger.setLevel(logging.WARNING)
@@ -109,22 +110,16 @@ def test_wandb_failing_warns_once_and_is_left_alone(warned):
     assert "W&B failed while logging metrics (folder went away)" in warning
 
 
-def config(logger: str, **wandb) -> OmegaConf:
+def config(logger: str, **wandb) -> LoggerConfig:
     wb = {"enabled": logger == "wandb", "project": "inattn", "entity": None, "init_timeout": 5}
     wb["mode"] = "offline" if logger == "wandb" else "disabled"
-    return OmegaConf.create(
-        {
-            "logger": {"wandb": {**wb, **wandb}},
-            "model": {"arch": "dense", "size": "nano", "position": "rope"},
-            "context_length": 64,
-            "tags": ["mine"],
-            "group": None,
-        }
-    )
+    return LoggerConfig(WandbConfig(**{**wb, **wandb}), group=None, tags=("dense", "mine"))
 
 
 def test_tags_name_the_model_and_keep_the_users():
-    assert run_tags(config("csv")) == ["dense", "nano", "T64", "rope", "mine"]
+    tags = run_tags("dense", "nano", 64, "rope", ["mine"])
+    assert tags == ("dense", "nano", "T64", "rope", "mine")
+    assert run_tags("inattn", "tiny", 8, "alibi", None) == ("inattn", "tiny", "T8", "alibi")
 
 
 @pytest.mark.parametrize("cfg", [config("csv"), config("wandb", mode="disabled")])
@@ -142,3 +137,58 @@ def test_wandb_that_cannot_start_leaves_the_csv_log_and_one_warning(tmp_path, mo
     assert [type(x) for x in built] == [ResumableCSVLogger]
     (warning,) = warned
     assert warning == "W&B could not start (no network); logging to CSV only"
+
+
+class Recorder(GuardedWandbLogger):
+    """A W&B logger that records what `finish_loggers` asks of its run instead of running one."""
+
+    def __init__(self, failed: bool = False):
+        super().__init__(project="inattn", mode="disabled")
+        self.failed = failed
+        self.summary: dict = {}
+        self.exit_codes: list[int] = []
+
+    @property
+    def experiment(self):
+        recorder = self
+
+        class Run:
+            summary = recorder.summary
+
+            def finish(self, exit_code: int) -> None:
+                recorder.exit_codes.append(exit_code)
+
+        return Run()
+
+
+@pytest.mark.parametrize("failed, code, status", [(False, 0, "success"), (True, 1, "failed")])
+def test_finish_writes_the_summary_and_closes_every_logger(tmp_path, failed, code, status):
+    wb, csv_logger = Recorder(), ResumableCSVLogger(str(tmp_path))
+    closed = []
+    csv_logger.finalize = closed.append  # type: ignore[method-assign]
+    finish_loggers([wb, csv_logger], {"val_loss": 1.5}, failed=failed)
+    assert wb.summary == {"val_loss": 1.5} and wb.exit_codes == [code]
+    assert closed == [status]
+
+
+def test_finish_leaves_a_failed_wandb_logger_alone(tmp_path):
+    wb = Recorder(failed=True)
+    finish_loggers([wb], {"val_loss": 1.0})
+    assert wb.summary == {} and wb.exit_codes == []
+
+
+def test_build_loggers_hands_wandb_its_settings(tmp_path, monkeypatch):
+    started = {}
+
+    def start(self):
+        started.update(self._wandb_init)
+        return None
+
+    monkeypatch.setattr(loggers.GuardedWandbLogger, "experiment", property(start))
+    cfg = dataclasses.replace(config("wandb"), group="g", tags=("dense", "nano"))
+    built = build_loggers(cfg, tmp_path / "run-1", {"seed": 1}, run_id="abc", resume_step=4)
+    assert [type(x) for x in built] == [GuardedWandbLogger, ResumableCSVLogger]
+    assert started["group"] == "g" and started["tags"] == ["dense", "nano"]
+    assert started["name"] == "run-1" and started["id"] == "abc" and started["resume"] == "allow"
+    assert started["mode"] == "offline" and started["config"] == {"seed": 1}
+    assert "anonymous" not in started

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from inattn.lit import LitGPT, lr_lambda
+from inattn.training.lit import LitGPT, lr_lambda
 
 MODEL = dict(vocab_size=64, context_length=32, n_layer=2, n_head=2, d_model=64)
 OPTIM = dict(

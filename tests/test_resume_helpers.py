@@ -85,7 +85,7 @@ def compose_train(overrides: list[str]) -> DictConfig:
 
 
 def train_in_process(overrides: list[str], run_dir: Path) -> dict[str, Any]:
-    from inattn.train import train
+    from inattn.training.train import train
 
     return train(compose_train(overrides), run_dir)
 

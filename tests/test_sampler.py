@@ -90,3 +90,41 @@ def test_impossible_settings_are_refused():
         ResumableSampler(3, seed=1, world_size=4)
     with pytest.raises(ValueError, match="no batch"):
         ResumableSampler(3, seed=1).state_after(1, batch_size=4)
+
+
+def test_state_dict_mid_epoch_continues_the_same_order():
+    sampler = ResumableSampler(20, seed=7)
+    it = iter(sampler)
+    head = [next(it) for _ in range(6)]
+    state = sampler.state_dict()
+    assert state == {"epoch": 0, "index": 6, "seed": 7, "num_samples": 20}
+    resumed = ResumableSampler(20, seed=7)
+    resumed.load_state_dict(state)
+    assert head + list(resumed) == list(ResumableSampler(20, seed=7))
+
+
+def test_set_epoch_keeps_a_resumed_position_in_the_same_epoch_only():
+    sampler = ResumableSampler(12, seed=1)
+    sampler.load_state_dict(sampler.state_after(2, batch_size=3))  # 6 samples into epoch 0
+    sampler.set_epoch(0)
+    assert sampler.index == 6
+    sampler.set_epoch(1)
+    assert (sampler.epoch, sampler.index) == (1, 0)
+    assert list(sampler) == sampler.order(1).tolist()
+
+
+def test_sharding_later_serves_that_rank_and_drops_the_remainder():
+    sampler = ResumableSampler(11, seed=3)
+    sampler.shard(1, 3)
+    assert sampler.usable == 9 and len(sampler) == 3
+    assert list(sampler) == sampler.order(0)[1:9:3].tolist()
+    with pytest.raises(ValueError, match="outside"):
+        sampler.shard(3, 3)
+
+
+def test_state_after_without_drop_last_counts_the_short_batch():
+    sampler = ResumableSampler(10, seed=1)
+    assert sampler.state_after(4, batch_size=3, drop_last=False)["epoch"] == 1  # 4 batches/epoch
+    assert sampler.state_after(4, batch_size=3)["epoch"] == 1  # 3 full batches/epoch, 1 into e1
+    assert sampler.state_after(4, batch_size=3)["index"] == 3
+    assert sampler.state_after(4, batch_size=3, drop_last=False)["index"] == 0

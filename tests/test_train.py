@@ -1,5 +1,5 @@
-"""inattn.train: the outline of one run, on a composed config, and its check of the Trainer
-settings before any data or model is built."""
+"""inattn.training.train and .trainer: the outline of one run, on a composed config, and the
+check of the Trainer settings before any data or model is built."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ import json
 import pytest
 
 from inattn.errors import ConfigError
-from inattn.train import check_trainer, train, trainer_kwargs
+from inattn.training.config import RunConfig
+from inattn.training.train import train
+from inattn.training.trainer import check_trainer, trainer_kwargs
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -31,11 +33,11 @@ def test_a_run_writes_metrics_then_is_not_trained_again(train_cfg, tmp_path, cap
     [("devices", 0), ("strategy", "sideways"), ("val_check_interval", -1), ("colour", "blue")],
 )
 def test_trainer_settings_lightning_refuses_name_their_key(train_cfg, key, value):
-    settings = {**trainer_kwargs(train_cfg), key: value}
+    settings = {**trainer_kwargs(RunConfig.from_cfg(train_cfg)), key: value}
     with pytest.raises(ConfigError) as refused:
         check_trainer(settings)
     assert refused.value.field == f"trainer.{key}"
 
 
 def test_good_trainer_settings_pass(train_cfg):
-    check_trainer(trainer_kwargs(train_cfg))
+    check_trainer(trainer_kwargs(RunConfig.from_cfg(train_cfg)))

@@ -8,6 +8,7 @@ Inside the job, a `UserError` is reported the same way.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import os
@@ -23,7 +24,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException, MissingConfigException
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from omegaconf.errors import OmegaConfBaseException
 
 from inattn.config import CONF_DIR
@@ -109,6 +110,20 @@ def check_hydra(
         HydraConfig.instance().cfg = None
 
 
+@contextlib.contextmanager
+def job_config(config_name: str, overrides: list[str]) -> Iterator[DictConfig]:
+    """The config a job will be handed, with Hydra's own settings in place meanwhile, so that
+    values read from them (`${hydra:launcher.nodes}` in a SLURM config) resolve as in the job."""
+    cfg = compose(config_name, overrides=overrides, return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)
+    try:
+        with read_write(cfg), open_dict(cfg):
+            del cfg["hydra"]  # as Hydra hands a job its config
+        yield cfg
+    finally:
+        HydraConfig.instance().cfg = None
+
+
 def precheck(
     config_name: str,
     overrides: list[str],
@@ -126,9 +141,9 @@ def precheck(
         GlobalHydra.instance().clear()
         try:
             with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-                cfg = compose(config_name, overrides=combo)
                 if validate is not None:
-                    validate(cfg)
+                    with job_config(config_name, combo) as cfg:
+                        validate(cfg)
                 if n == 0:
                     check_hydra(config_name, combo, multirun, check_run)
         except UserError as err:

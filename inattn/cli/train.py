@@ -13,8 +13,8 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from inattn.cli.app import run_app
-from inattn.config import validate_train_config
 from inattn.errors import ConfigError
+from inattn.training.config import RunConfig
 
 EXIT_TRAINING_FAULT = 3
 PROCESS_STRATEGIES = ("ddp", "fsdp", "deepspeed")  # strategies that start one process per device
@@ -43,8 +43,9 @@ def check_run(cfg: DictConfig, multirun: bool) -> None:
 
 
 def task(cfg: DictConfig) -> float:
+    # heavy imports only once the command line is known good
     from inattn.checkpointing import NumericalFault
-    from inattn.train import train  # heavy imports only once the command line is known good
+    from inattn.training.train import train
 
     try:
         metrics = train(cfg, Path(HydraConfig.get().runtime.output_dir))
@@ -55,7 +56,7 @@ def task(cfg: DictConfig) -> float:
 
 
 def main() -> None:
-    run_app(task, "train", validate_train_config, check_run)
+    run_app(task, "train", RunConfig.from_cfg, check_run)
 
 
 if __name__ == "__main__":

@@ -1,41 +1,42 @@
 """The data and tokenizer settings: defaults per source, unknown keys and bad values refused.
 
-The defaults here are the ones the YAML files in `conf/data/` and `conf/tokenizer/` carry, so a
-plain dict works as well as a composed Hydra config.
+The defaults are the YAML files' in `conf/data/` and `conf/tokenizer/bpe.yaml` (the one place they
+are written), so a plain dict works as well as a composed Hydra config.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from inattn.config import CONF_DIR
 from inattn.errors import ConfigError
 
-DEFAULTS: dict[str, dict[str, Any]] = {
-    "shakespeare": {"val_works": None, "val_fraction": 0.1},
-    "files": {"train_files": None, "val_files": None, "val_fraction": 0.1},
-    "hf": {
-        "path": None,
-        "name": None,
-        "data_files": None,
-        "revision": None,
-        "split": "train",
-        "val_split": "validation",
-        "text_column": "text",
-        "max_documents": None,
-        "val_fraction": 0.01,
-        "streaming": False,
-    },
-}
-TOKENIZER_DEFAULTS: dict[str, Any] = {
-    "kind": "bpe",
-    "vocab_size": 4096,
-    "chars": None,
-    "path": None,
-    "eot_token": "<|endoftext|>",
-}
+
+def _yaml(path: str) -> dict[str, Any]:
+    """A config file's values as written (a required `???` stays `???`)."""
+    return OmegaConf.to_container(OmegaConf.load(CONF_DIR / path))  # type: ignore[return-value]
+
+
+@functools.cache
+def source_defaults() -> dict[str, dict[str, Any]]:
+    """Each data source's settings as its option in conf/data gives them, by source name."""
+    defaults = {}
+    for path in sorted((CONF_DIR / "data").glob("*.yaml")):
+        options = _yaml(f"data/{path.name}")
+        defaults[options.pop("source")] = options
+    return defaults
+
+
+@functools.cache
+def tokenizer_defaults() -> dict[str, Any]:
+    """The tokenizer settings of the default option (tokenizer=bpe)."""
+    return _yaml("tokenizer/bpe.yaml")
+
+
 TOKENIZER_KINDS = ("bpe", "byte", "char")
 MIN_BPE_VOCAB = 257  # the 256 byte symbols plus the end-of-text token
 
@@ -66,12 +67,13 @@ def data_options(cfg: Mapping[str, Any] | DictConfig) -> dict[str, Any]:
     """The data settings with defaults filled in, checked as far as they can be without data."""
     given = plain(cfg)
     source = given.pop("source", "shakespeare")
-    if source not in DEFAULTS:
+    defaults = source_defaults()
+    if source not in defaults:
         raise ConfigError(
-            "data.source", f"unknown source {source!r}; choose one of {list(DEFAULTS)}"
+            "data.source", f"unknown source {source!r}; choose one of {list(defaults)}"
         )
-    _check_keys(given, DEFAULTS[source], "data", f"source {source!r}")
-    opts = {"source": source, **DEFAULTS[source], **given}
+    _check_keys(given, defaults[source], "data", f"source {source!r}")
+    opts = {"source": source, **defaults[source], **given}
     _check_fraction(opts["val_fraction"], "data.val_fraction")
     if source == "files" and opts["train_files"] in (None, "", [], "???"):
         raise ConfigError("data.train_files", "give one or more text files or globs")
@@ -91,8 +93,9 @@ def data_options(cfg: Mapping[str, Any] | DictConfig) -> dict[str, Any]:
 def tokenizer_options(cfg: Mapping[str, Any] | DictConfig | None) -> dict[str, Any]:
     """The tokenizer settings with defaults filled in and checked."""
     given = plain(cfg)
-    _check_keys(given, TOKENIZER_DEFAULTS, "tokenizer", "the tokenizer")
-    opts = {**TOKENIZER_DEFAULTS, **given}
+    defaults = tokenizer_defaults()
+    _check_keys(given, defaults, "tokenizer", "the tokenizer")
+    opts = {**defaults, **given}
     kind = opts["kind"]
     if kind not in TOKENIZER_KINDS:
         raise ConfigError(

@@ -27,7 +27,6 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from inattn.compute import flops_per_token, training_flops
-from inattn.config import model_config
 from inattn.data.build import build_data
 from inattn.errors import ConfigError
 from inattn.experiments import record
@@ -38,6 +37,7 @@ from inattn.experiments.sweep import compose_train, run_sweep
 from inattn.experiments.writeup import log_summary_run, new_figure, save_figure
 from inattn.model import GPT
 from inattn.pretrained import load_model
+from inattn.training.config import model_config
 from inattn.units import MiB, human_bytes, parse_budget
 from inattn.verdicts import mean, sd
 

@@ -26,8 +26,8 @@ class LitGPT(L.LightningModule):
     """Trains `GPT` on (x, y) token blocks.
 
     Each optimizer step's measurements (loss, perplexity, lr, gradient norm, tokens seen) are
-    handed out by `step_metrics()`; `inattn.loggers.StepLog` writes them, with the step's time,
-    to the loggers. Validation loss and perplexity go through `self.log`.
+    handed out by `step_metrics()`; `inattn.training.loggers.StepLog` writes them, with the
+    step's time, to the loggers. Validation loss and perplexity go through `self.log`.
     """
 
     def __init__(self, model: dict[str, Any], optim: dict[str, Any], max_steps: int):

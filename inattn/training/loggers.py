@@ -20,21 +20,10 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.loggers.logger import rank_zero_experiment
-from omegaconf import DictConfig
+
+from inattn.training.config import LoggerConfig
 
 log = logging.getLogger(__name__)
-
-
-def run_tags(cfg: DictConfig) -> list[str]:
-    """arch (the `arch` option: dense, gqa, mqa, cla, inattn), size and context length, plus any
-    tags the user gave."""
-    base = [
-        cfg.model.get("variant") or cfg.model.arch,
-        cfg.model.size,
-        f"T{cfg.context_length}",
-        cfg.model.position,
-    ]
-    return base + [str(t) for t in cfg.get("tags") or []]
 
 
 class _ResumingWriter(ExperimentWriter):
@@ -152,7 +141,7 @@ class GuardedWandbLogger(WandbLogger):
 
 
 def build_loggers(
-    cfg: DictConfig,
+    cfg: LoggerConfig,
     run_dir: Path,
     config: dict[str, Any],
     run_id: str | None = None,
@@ -160,12 +149,12 @@ def build_loggers(
 ) -> list[Logger]:
     """CSV always; W&B when enabled. If W&B cannot start, warn once and go on with CSV.
 
-    `run_id` continues that W&B run (a resumed training run); `resume_step` keeps the CSV rows
-    logged before that step.
+    `config` is the run's whole config, W&B's record of it. `run_id` continues that W&B run (a
+    resumed training run); `resume_step` keeps the CSV rows logged before that step.
     """
     loggers: list[Logger] = [ResumableCSVLogger(save_dir=str(run_dir), resume_step=resume_step)]
-    wb = cfg.logger.wandb
-    if not wb.enabled or wb.mode == "disabled":
+    wb = cfg.wandb
+    if not wb.active:
         return loggers
     os.environ.setdefault("WANDB_SILENT", "true")
     try:
@@ -174,8 +163,8 @@ def build_loggers(
         logger = GuardedWandbLogger(
             project=wb.project,
             entity=wb.entity,
-            group=cfg.get("group") or None,
-            tags=run_tags(cfg),
+            group=cfg.group or None,
+            tags=list(cfg.tags),
             name=run_dir.name,
             save_dir=str(run_dir),
             mode=wb.mode,
@@ -183,7 +172,7 @@ def build_loggers(
             id=run_id,
             resume="allow" if run_id else None,
             job_type="train",
-            settings=wandb.Settings(init_timeout=float(wb.get("init_timeout", 60))),
+            settings=wandb.Settings(init_timeout=float(wb.init_timeout)),
         )
         # Lightning always passes `anonymous`, which current W&B answers with a warning per run.
         getattr(logger, "_wandb_init", {}).pop("anonymous", None)
