@@ -19,11 +19,7 @@ from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig
 
 from inattn import console
-from inattn.checkpointing import FOLDER, LAST, AtomicCheckpointIO, Checkpoints, NumericalFault
-from inattn.config import model_config, to_dict, validate_train_config
-from inattn.data.module import TextDataModule
-from inattn.errors import ConfigError
-from inattn.init_from import (
+from inattn.checkpoints.init_from import (
     Source,
     check_source,
     copy_weights,
@@ -31,11 +27,16 @@ from inattn.init_from import (
     initial_config,
     load_for,
 )
+from inattn.checkpoints.io import FOLDER, LAST
+from inattn.checkpoints.pretrained import LoadedModel
+from inattn.checkpoints.resume import RunState, check_resume, find_resume, read_resumable
+from inattn.checkpoints.saving import AtomicCheckpointIO, Checkpoints
+from inattn.config import model_config, to_dict, validate_train_config
+from inattn.data.module import TextDataModule
+from inattn.errors import ConfigError, NumericalFault
 from inattn.lit import LitGPT
 from inattn.loggers import StepLog, build_loggers, finish_loggers, wandb_run_id
 from inattn.model import GPTConfig
-from inattn.pretrained import LoadedModel
-from inattn.resume import RunState, check_resume, find_resume, read_checkpoint
 from inattn.run_info import METRICS_FILE, git_revision, read_metrics, write_json_atomic
 
 
@@ -121,7 +122,7 @@ class Start:
         path = find_resume(cfg.resume, run_dir)
         if path is None:
             return cls()
-        ckpt = read_checkpoint(path)
+        ckpt = read_resumable(path)
         return cls(path, ckpt, int(ckpt["global_step"]), ckpt.get("run", {}))
 
 
@@ -144,7 +145,7 @@ def build_data(cfg: DictConfig, source: Source | None = None) -> TextDataModule:
 
 
 def run_facts(cfg: DictConfig, dm: TextDataModule) -> dict[str, Any]:
-    """What a resumed run must share with the checkpoint it continues (see inattn.resume)."""
+    """What a resumed run must share with the checkpoint it continues (checkpoints.resume)."""
     return {
         "seed": cfg.seed,
         "batch_size": cfg.batch_size,
@@ -214,7 +215,7 @@ def fit(
     A `NumericalFault` closes the loggers as failed and names the last good checkpoint.
     """
     try:
-        # our own checkpoints (checked by read_checkpoint): they hold RNG states, not only tensors
+        # our own checkpoints (checked by read_resumable): they hold RNG states, not only tensors
         trainer.fit(lit, datamodule=dm, ckpt_path=start.path, weights_only=False)
         return trainer.validate(lit, datamodule=dm, verbose=False)[0]["val/loss"]
     except NumericalFault as fault:

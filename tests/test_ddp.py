@@ -21,7 +21,7 @@ from lightning.pytorch.strategies import FSDPStrategy
 from inattn.config import CONF_DIR, validate_train_config
 from inattn.model import Block
 from inattn.train import trainer_kwargs
-from tests.test_resume_helpers import (
+from tests.helpers import (
     cli,
     measured,
     same_weights,

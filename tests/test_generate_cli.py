@@ -12,9 +12,9 @@ import pytest
 import torch
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
+from inattn.checkpoints.pretrained import load_model
 from inattn.cli.generate import TextStream, main, quote_prompt
 from inattn.model import ARCHS
-from inattn.pretrained import load_model
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
 CONTEXT, D, LAYERS = 32, 64, 2  # the trained model: size=nano, context_length=32
@@ -196,7 +196,7 @@ def test_bad_input_is_one_line_and_exit_2(monkeypatch, capsys, ckpt, dense_ckpt,
         "empty": [f"ckpt={ckpt}", "prompt="],
     }
     lines = {name: error_line(monkeypatch, capsys, *args) for name, args in cases.items()}
-    assert lines["ckpt"].startswith("error: ckpt: checkpoint not found")
+    assert lines["ckpt"].startswith("error: ckpt: no checkpoint file at")
     assert lines["truncated"].startswith("error: ckpt: cannot read checkpoint")
     assert lines["not given"].startswith("error: ckpt: Missing mandatory value")
     assert lines["prompt too long"].startswith("error: context_length: prompt of")

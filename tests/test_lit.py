@@ -8,7 +8,7 @@ import random
 import pytest
 import torch
 
-from inattn.checkpointing import NumericalFault
+from inattn.errors import NumericalFault
 from inattn.lit import LitGPT, lr_lambda
 from tests.conftest import TINY_MODEL, TINY_OPTIM
 

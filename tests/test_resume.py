@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from inattn.data.module import TextDataModule
-from tests.test_resume_helpers import (
+from tests.helpers import (
     cli,
     cli_in_process,
     load_checkpoint,
@@ -102,7 +102,7 @@ def test_resume_from_any_step_is_exact(tmp_path, cache, whole):
 def test_resume_without_rng_or_data_position_differs(tmp_path, cache, whole, monkeypatch, skip):
     """The check above can fail: leave out either restore and the weights come out different."""
     if skip == "rng":
-        monkeypatch.setattr("inattn.resume._set_rng_states", lambda state: None)
+        monkeypatch.setattr("inattn.checkpoints.resume._set_rng_states", lambda state: None)
     else:
         monkeypatch.setattr(TextDataModule, "resume_at", lambda self, batches: None)
     run_dir = tmp_path / "run"
