@@ -196,7 +196,7 @@ def test_bad_input_is_one_line_and_exit_2(monkeypatch, capsys, ckpt, dense_ckpt,
         "empty": [f"ckpt={ckpt}", "prompt="],
     }
     lines = {name: error_line(monkeypatch, capsys, *args) for name, args in cases.items()}
-    assert lines["ckpt"].startswith("error: ckpt: no checkpoint file at")
+    assert lines["ckpt"].startswith("error: ckpt: checkpoint not found")
     assert lines["truncated"].startswith("error: ckpt: cannot read checkpoint")
     assert lines["not given"].startswith("error: ckpt: Missing mandatory value")
     assert lines["prompt too long"].startswith("error: context_length: prompt of")

@@ -74,7 +74,8 @@ def read_checkpoint(
     model copies them), with the keys `needs` checked; any failure is one `CheckpointError`."""
     path = Path(path).expanduser()
     if not path.is_file():
-        raise CheckpointError(field, f"no checkpoint file at {path}")
+        folder = " (a folder, not a checkpoint file)" if path.is_dir() else ""
+        raise CheckpointError(field, f"checkpoint not found: {path}{folder}")
     try:
         ckpt = torch.load(path, map_location="cpu", mmap=True, weights_only=False)
     except Exception as err:  # truncated zip, pickle errors, not a torch file at all

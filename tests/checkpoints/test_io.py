@@ -54,8 +54,8 @@ def truncated(path: Path) -> None:
 
 
 BROKEN = {  # failure -> (how the file is made, what the one line says)
-    "missing": (lambda p: None, "no checkpoint file at"),
-    "a folder": (lambda p: p.mkdir(), "no checkpoint file at"),
+    "missing": (lambda p: None, "checkpoint not found"),
+    "a folder": (lambda p: p.mkdir(), "(a folder, not a checkpoint file)"),
     "truncated": (truncated, "cannot read checkpoint"),
     "empty": (lambda p: p.write_bytes(b""), "cannot read checkpoint"),
     "not a torch file": (lambda p: p.write_text("the cat sat\n"), "cannot read checkpoint"),
