@@ -1,4 +1,4 @@
-"""Errors a user can fix, and how command-line programs report them."""
+"""Errors a user can fix, and how command-line programs report them; a training fault."""
 
 from __future__ import annotations
 
@@ -18,3 +18,10 @@ class ConfigError(UserError, ValueError):
 
 class DataError(UserError):
     """A data file or corpus cannot be used; `field` names the config key or the path."""
+
+
+class NumericalFault(RuntimeError):
+    """A loss, gradient or weight stopped being finite; the run stops, checkpoints stay good.
+
+    Not a `UserError`: the input was valid, training diverged; inattn-train exits with 3.
+    """

@@ -28,15 +28,15 @@ from lm_eval.api.model import LM
 from lm_eval.api.registry import register_model
 from lm_eval.utils import get_rolling_token_windows, make_disjoint_window
 
-from inattn.errors import ConfigError, DataError
+from inattn.errors import DataError, UserError
 
 EOT = "<|endoftext|>"
 
 
 def load(checkpoint: str | Path) -> tuple[Any, Any]:
     """(model, tokenizer) of an inattn-train checkpoint or a model folder; a tokenizer is needed."""
-    from inattn.hf_folder import open_folder
-    from inattn.pretrained import load_model
+    from inattn.checkpoints.hf_folder import open_folder
+    from inattn.checkpoints.pretrained import load_model
 
     path = Path(checkpoint).expanduser()
     if path.is_dir():
@@ -196,7 +196,7 @@ def main() -> None:
 
     try:
         cli_evaluate()
-    except (ConfigError, DataError) as err:
+    except UserError as err:  # a bad argument or checkpoint: one line, exit 2
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
 

@@ -1,7 +1,7 @@
 """Fixtures shared by the tests: Hydra-composed training configs, a tiny corpus, a trained tiny
 run, and command-line runners that return (exit code, stdout, stderr).
 
-The helpers behind them live in tests/test_resume_helpers.py (plain functions, importable).
+The helpers behind them live in tests/helpers.py (plain functions, importable).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import pytest
 import torch
 from omegaconf import DictConfig
 
-from tests.test_resume_helpers import (
+from tests.helpers import (
     THREADS,
     compose_train,
     one_thread,  # noqa: F401 (a fixture, for every module)

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 from tokenizers import Tokenizer
 
-from tests.test_resume_helpers import WORDS
+from tests.helpers import WORDS
 
 VOCAB = 300
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from inattn.cli import generate, reproduce, train
-from tests.test_resume_helpers import cli, cli_in_process, tiny, train_in_process
+from tests.helpers import cli, cli_in_process, tiny, train_in_process
 
 
 @dataclass

@@ -38,7 +38,7 @@ from inattn.config import CONF_DIR
 from inattn.errors import ConfigError
 from inattn.model import GPT, variant_fields
 from inattn.units import human_bytes
-from tests.test_resume_helpers import THREADS, cli_in_process, one_thread  # noqa: F401
+from tests.helpers import THREADS, cli_in_process, one_thread  # noqa: F401
 
 SHAPE = {"n_layer": 2, "n_head": 2, "d_model": 32}
 SIZES = {"t": SHAPE}

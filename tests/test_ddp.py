@@ -22,7 +22,7 @@ from inattn.config import CONF_DIR
 from inattn.model import Block
 from inattn.training.config import RunConfig
 from inattn.training.trainer import trainer_kwargs
-from tests.test_resume_helpers import (
+from tests.helpers import (
     cli,
     measured,
     same_weights,

@@ -14,7 +14,7 @@ import wandb
 
 from inattn.cli.train import EXIT_TRAINING_FAULT, main
 from inattn.training.lit import LitGPT
-from tests.test_resume_helpers import (
+from tests.helpers import (
     cli,
     cli_in_process,
     load_checkpoint,

@@ -12,9 +12,9 @@ import pytest
 import torch
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
+from inattn.checkpoints.pretrained import load_model
 from inattn.cli.generate import TextStream, main, quote_prompt
 from inattn.model import ARCHS
-from inattn.pretrained import load_model
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
 CONTEXT, D, LAYERS = 32, 64, 2  # the trained model: size=nano, context_length=32

@@ -17,6 +17,8 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
+from inattn.checkpoints.io import CheckpointError
+from inattn.checkpoints.resume import check_resume
 from inattn.config import CONF_DIR
 from inattn.errors import ConfigError
 from inattn.inference import (
@@ -30,7 +32,6 @@ from inattn.inference import (
 )
 from inattn.memory import fake_module, fake_tokens, measure_peak
 from inattn.model import GPT, POSITIONS, VARIANTS, GPTConfig, alibi_slopes, variant_fields
-from inattn.resume import check_resume
 from inattn.training.config import model_config
 from tests.test_model import final_logits, initial_states, layer_norm, mlp, rotate
 
@@ -332,7 +333,7 @@ def test_resume_refuses_other_kv_settings(tmp_path):
     ):
         for ckpt_model in (saved, old):  # an older checkpoint lacks the keys: trained with MHA
             ckpt = {"hyper_parameters": {"model": ckpt_model}, "global_step": 1}
-            with pytest.raises(ConfigError) as err:
+            with pytest.raises(CheckpointError) as err:
                 check_resume(ckpt, tmp_path / "x.ckpt", model, {}, 10)
             assert err.value.field == field
     check_resume({"hyper_parameters": {"model": old}, "global_step": 1}, tmp_path, saved, {}, 10)
@@ -343,7 +344,7 @@ def test_resume_refuses_other_kv_settings(tmp_path):
 
 def test_sweep_over_the_variants_names_its_runs(tmp_path):
     """`inattn-train -m arch=dense,mqa,cla,inattn`: a folder and metrics.json per option."""
-    from tests.test_resume_helpers import cli, tiny
+    from tests.helpers import cli, tiny
 
     args = tiny(tmp_path, tmp_path / "cache", "trainer.max_steps=1", "checkpoint.every_n_steps=0")
     sweep = tmp_path / "sweep"
@@ -379,7 +380,7 @@ BAD = {
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory) -> dict[str, str]:
     """last.ckpt of a one-step nano run per variant (dense, cla)."""
-    from tests.test_resume_helpers import tiny, train_in_process
+    from tests.helpers import tiny, train_in_process
 
     root = tmp_path_factory.mktemp("kv-ckpt")
     out = {}
@@ -394,7 +395,7 @@ def checkpoints(tmp_path_factory) -> dict[str, str]:
 def test_bad_kv_input_is_one_line_and_exit_2(name, checkpoints, tmp_path, capsys, monkeypatch):
     """nano: 2 layers, 2 heads."""
     from inattn.cli import train
-    from tests.test_resume_helpers import cli_in_process, tiny
+    from tests.helpers import cli_in_process, tiny
 
     overrides, field = BAD[name]
     overrides = [o.format(**checkpoints) for o in overrides]
@@ -409,9 +410,9 @@ def test_bad_kv_input_is_one_line_and_exit_2(name, checkpoints, tmp_path, capsys
 
 def test_generate_cli_on_a_cla_checkpoint(checkpoints, capsys, monkeypatch):
     """inattn-generate decodes a CLA-2 + MQA checkpoint from its K/V cache (the default)."""
+    from inattn.checkpoints.pretrained import load_model
     from inattn.cli import generate as generate_cli
-    from inattn.pretrained import load_model
-    from tests.test_resume_helpers import cli_in_process
+    from tests.helpers import cli_in_process
 
     ckpt = checkpoints["cla"]
     args = [f"ckpt={ckpt}", "prompt=ROMEO:", "max_new_tokens=5", "seed=1", "temperature=0"]

@@ -9,7 +9,7 @@ import random
 import pytest
 import torch
 
-from inattn.checkpointing import NumericalFault
+from inattn.errors import NumericalFault
 from inattn.training.lit import LitGPT, lr_lambda
 from tests.conftest import TINY_MODEL, TINY_OPTIM
 

@@ -16,15 +16,15 @@ import torch
 
 pytest.importorskip("lm_eval")
 
+from inattn.checkpoints.pretrained import load_model  # noqa: E402
 from inattn.cli import eval as eval_cli  # noqa: E402
 from inattn.model import GPT  # noqa: E402
-from inattn.pretrained import load_model  # noqa: E402
-from tests.hf_helpers import random_checkpoint, save_checkpoint  # noqa: E402
-from tests.test_resume_helpers import (  # noqa: E402
+from tests.helpers import (  # noqa: E402
     cli_in_process,
     one_thread,  # noqa: E402, F401
     train_in_process,
 )
+from tests.hf_helpers import random_checkpoint, save_checkpoint  # noqa: E402
 
 SENTENCE = "the cat sat on the mat and the dog ran far away from the big red house"
 ENV = {

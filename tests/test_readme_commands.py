@@ -23,7 +23,7 @@ from hydra import compose, initialize_config_dir
 from inattn.cli import bench, generate, report, reproduce, train
 from inattn.cli.app import sweep_combinations
 from inattn.config import CONF_DIR
-from tests.test_resume_helpers import cli_in_process
+from tests.helpers import cli_in_process
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 PROGRAMS = {

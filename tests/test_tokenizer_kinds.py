@@ -80,7 +80,7 @@ def test_byte_and_char_ignore_vocab_size():
 )
 def test_bad_tokenizer_on_the_command_line(tmp_path, capsys, monkeypatch, args, message):
     from inattn.cli import train
-    from tests.test_resume_helpers import cli_in_process, tiny
+    from tests.helpers import cli_in_process, tiny
 
     run_dir = tmp_path / "run"
     overrides = [*tiny(tmp_path, tmp_path / "cache"), *args, f"hydra.run.dir={run_dir}"]

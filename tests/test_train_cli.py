@@ -1,6 +1,6 @@
 """inattn-train end to end, with tiny models and a few steps (one subprocess per command).
 
-Bad input is in test_bad_input.py, resuming in test_resume.py, faults in test_faults.py.
+Bad input is in test_bad_input.py, resuming in checkpoints/test_resume.py, faults in test_faults.py.
 """
 
 from __future__ import annotations

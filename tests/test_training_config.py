@@ -14,7 +14,7 @@ from inattn.config import to_dict
 from inattn.errors import ConfigError
 from inattn.model import GPTConfig
 from inattn.training.config import RunConfig
-from tests.test_resume_helpers import cli_in_process, compose_train, tiny
+from tests.helpers import cli_in_process, compose_train, tiny
 
 
 def test_the_default_config_becomes_typed_frozen_pieces():

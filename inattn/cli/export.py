@@ -16,7 +16,7 @@ from inattn.errors import ConfigError, DataError
 
 def validate(cfg: DictConfig) -> None:
     """Refuse a command line that cannot work, before the checkpoint is read."""
-    from inattn.hf_export import check_target
+    from inattn.checkpoints.hf_export import check_target
 
     for key in ("ckpt", "out"):
         value = cfg.get(key)
@@ -31,8 +31,8 @@ def validate(cfg: DictConfig) -> None:
 
 def load(path: Path) -> tuple[Any, Any]:
     """(model, tokenizer or None) of an inattn-train checkpoint or a model folder."""
-    from inattn.hf_folder import open_folder
-    from inattn.pretrained import load_model
+    from inattn.checkpoints.hf_folder import open_folder
+    from inattn.checkpoints.pretrained import load_model
 
     if path.is_dir():
         folder = open_folder(path, "ckpt")
@@ -42,7 +42,7 @@ def load(path: Path) -> tuple[Any, Any]:
 
 
 def task(cfg: DictConfig) -> None:
-    from inattn.hf_export import export
+    from inattn.checkpoints.hf_export import export
 
     model, tokenizer = load(Path(cfg.ckpt).expanduser())
     out = Path(cfg.out).expanduser().absolute()

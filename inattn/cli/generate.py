@@ -216,7 +216,7 @@ def task(cfg: DictConfig, out: TextIO | None = None, err: TextIO | None = None) 
     """Generate as `cfg` says; text to `out` (stdout), the summary to `err` (stderr)."""
     import torch
 
-    from inattn.pretrained import load_model
+    from inattn.checkpoints.pretrained import load_model
 
     loaded = load_model(Path(cfg.ckpt).expanduser(), field="ckpt")
     if loaded.tokenizer is None:

@@ -29,7 +29,7 @@ def check_run(cfg: DictConfig, multirun: bool) -> None:
             "resume",
             f"resume=auto continues the checkpoints of a folder you name: add {folder}=<folder>",
         )
-    from inattn.init_from import check_source  # init_from: before any folder is written
+    from inattn.checkpoints.init_from import check_source  # before any folder is written
 
     check_source(cfg, {o.split("=", 1)[0].lstrip("+~") for o in cfg.hydra.overrides.task})
     strategy, devices = str(cfg.trainer.strategy), cfg.trainer.devices
@@ -44,7 +44,7 @@ def check_run(cfg: DictConfig, multirun: bool) -> None:
 
 def task(cfg: DictConfig) -> float:
     # heavy imports only once the command line is known good
-    from inattn.checkpointing import NumericalFault
+    from inattn.errors import NumericalFault
     from inattn.training.train import train
 
     try:

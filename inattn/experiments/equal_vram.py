@@ -26,6 +26,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from inattn.checkpoints.pretrained import load_model
 from inattn.compute import flops_per_token, training_flops
 from inattn.data.build import build_data
 from inattn.errors import ConfigError
@@ -36,7 +37,6 @@ from inattn.experiments.memory import inference_peak
 from inattn.experiments.sweep import compose_train, run_sweep
 from inattn.experiments.writeup import log_summary_run, new_figure, save_figure
 from inattn.model import GPT
-from inattn.pretrained import load_model
 from inattn.training.config import model_config
 from inattn.units import MiB, human_bytes, parse_budget
 from inattn.verdicts import mean, sd

@@ -28,6 +28,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from inattn.checkpoints.pretrained import load_model
 from inattn.compute import training_flops
 from inattn.experiments import record
 from inattn.experiments.copy_probe import copy_probe
@@ -37,7 +38,6 @@ from inattn.experiments.writeup import log_summary_run, new_figure, save_figure
 from inattn.inference.generate import generate
 from inattn.passkey import passkey_accuracy
 from inattn.positions import extend_context
-from inattn.pretrained import load_model
 from inattn.verdicts import combine, mean, paired_by_seed, verdict
 
 NAME = "finetune"

@@ -23,13 +23,13 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from inattn.checkpoints.init_from import convert_arch
+from inattn.checkpoints.pretrained import load_model
 from inattn.compute import training_flops
 from inattn.experiments import record
 from inattn.experiments.evaluate import eval_sets, evaluate_at
 from inattn.experiments.sweep import run_sweep
 from inattn.experiments.writeup import log_summary_run, new_figure, save_figure, write_rendered
-from inattn.init_from import convert_arch
-from inattn.pretrained import load_model
 from inattn.verdicts import combine, mean, paired_by_seed, verdict
 
 NAME = "uptrain"

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch.utilities import grad_norm
 
-from inattn.checkpointing import NumericalFault
+from inattn.errors import NumericalFault
 from inattn.model import GPT, GPTConfig
 
 

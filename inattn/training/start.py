@@ -10,12 +10,12 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+from inattn.checkpoints.init_from import Source, copy_weights, initial_config, load_for
+from inattn.checkpoints.pretrained import LoadedModel
+from inattn.checkpoints.resume import check_resume, find_resume, read_resumable
 from inattn.data.module import TextDataModule
 from inattn.errors import ConfigError
-from inattn.init_from import Source, copy_weights, initial_config, load_for
 from inattn.model import GPTConfig
-from inattn.pretrained import LoadedModel
-from inattn.resume import check_resume, find_resume, read_checkpoint
 from inattn.training.config import RunConfig
 from inattn.training.lit import LitGPT
 
@@ -34,12 +34,12 @@ class Start:
         path = find_resume(resume, run_dir)
         if path is None:
             return cls()
-        ckpt = read_checkpoint(path)
+        ckpt = read_resumable(path)
         return cls(path, ckpt, int(ckpt["global_step"]), ckpt.get("run", {}))
 
 
 def run_facts(run: RunConfig, dm: TextDataModule) -> dict[str, Any]:
-    """What a resumed run must share with the checkpoint it continues (see inattn.resume)."""
+    """What a resumed run must share with the checkpoint it continues (checkpoints.resume)."""
     return {
         "seed": run.seed,
         "batch_size": run.data.batch_size,

@@ -16,10 +16,12 @@ from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig
 
 from inattn import console
-from inattn.checkpointing import FOLDER, LAST, Checkpoints, NumericalFault
+from inattn.checkpoints.init_from import Source, check_source, given_overrides
+from inattn.checkpoints.io import FOLDER, LAST
+from inattn.checkpoints.resume import RunState
+from inattn.checkpoints.saving import Checkpoints
 from inattn.data.module import TextDataModule
-from inattn.init_from import Source, check_source, given_overrides
-from inattn.resume import RunState
+from inattn.errors import NumericalFault
 from inattn.run_info import METRICS_FILE, write_json_atomic
 from inattn.training.config import DataConfig, RunConfig
 from inattn.training.lit import LitGPT
@@ -103,7 +105,7 @@ def fit(
     A `NumericalFault` closes the loggers as failed and names the last good checkpoint.
     """
     try:
-        # our own checkpoints (checked by read_checkpoint): they hold RNG states, not only tensors
+        # our own checkpoints (checked by read_resumable): they hold RNG states, not only tensors
         trainer.fit(lit, datamodule=dm, ckpt_path=start.path, weights_only=False)
         return trainer.validate(lit, datamodule=dm, verbose=False)[0]["val/loss"]
     except NumericalFault as fault:

@@ -12,7 +12,7 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import Logger
 
 from inattn import console
-from inattn.checkpointing import AtomicCheckpointIO
+from inattn.checkpoints.saving import AtomicCheckpointIO
 from inattn.errors import ConfigError
 from inattn.training.config import RunConfig
 

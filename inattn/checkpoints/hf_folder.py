@@ -23,8 +23,8 @@ from typing import Any
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
 
-from inattn import hf_gpt2
-from inattn.errors import ConfigError, DataError
+from inattn.checkpoints import hf_gpt2
+from inattn.checkpoints.io import CheckpointError
 from inattn.model import GPT, GPTConfig
 
 CONFIG = "config.json"
@@ -63,7 +63,7 @@ class HFCheckpoint:
         except RuntimeError as err:  # shapes that do not match config.json
             first = str(err).strip().splitlines()[-1].strip()
             message = f"{self.folder}: weights and config differ: {first}"
-            raise ConfigError(self.field, message) from None
+            raise CheckpointError(self.field, message) from None
         return model.eval()
 
     def tokenizer(self) -> Tokenizer | None:
@@ -77,19 +77,19 @@ def is_model_folder(path: Path) -> bool:
 def open_folder(folder: Path, field: str = "init_from") -> HFCheckpoint:
     """The folder's config, checked: a GPT-2 checkpoint or a folder inattn-export wrote."""
     if not is_model_folder(folder):
-        raise ConfigError(field, f"{folder} is not a Hugging Face model folder (no {CONFIG})")
+        raise CheckpointError(field, f"{folder} is not a Hugging Face model folder (no {CONFIG})")
     try:
         raw = json.loads((folder / CONFIG).read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise DataError(field, f"cannot read {folder / CONFIG}: {err}") from None
+        raise CheckpointError(field, f"cannot read {folder / CONFIG}: {err}") from None
     if not isinstance(raw, dict):
-        raise DataError(field, f"{folder / CONFIG} is not a JSON object")
+        raise CheckpointError(field, f"{folder / CONFIG} is not a JSON object")
     if raw.get("model_type") == "inattn" and isinstance(raw.get("gpt"), dict):
         cfg = GPTConfig(**raw["gpt"])
     else:
         cfg = hf_gpt2.gpt_config(raw, field=field)
     if not any((folder / name).is_file() for name in (*WEIGHTS, *INDEXES)):
-        raise ConfigError(field, f"{folder} has no weights ({' or '.join(WEIGHTS)})")
+        raise CheckpointError(field, f"{folder} has no weights ({' or '.join(WEIGHTS)})")
     return HFCheckpoint(folder, cfg, raw, field)
 
 
@@ -114,7 +114,7 @@ def read_weight_file(path: Path, field: str) -> dict[str, torch.Tensor]:
             return load_file(path)
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # safetensors and torch raise several kinds for a bad file
-        raise DataError(field, f"cannot read {path} (truncated or corrupt?): {err}") from None
+        raise CheckpointError(field, f"cannot read {path} (truncated or corrupt?): {err}") from None
 
 
 # ----------------------------------------------------------------------------- tokenizers
@@ -129,7 +129,7 @@ def read_tokenizer(folder: Path, field: str = "init_from") -> Tokenizer | None:
         if vocab.is_file() and merges.is_file():
             return byte_level_bpe(vocab, merges)
     except Exception as err:  # the tokenizers library raises a bare Exception for bad files
-        raise DataError(field, f"cannot read the tokenizer in {folder}: {err}") from None
+        raise CheckpointError(field, f"cannot read the tokenizer in {folder}: {err}") from None
     return None
 
 
@@ -192,13 +192,13 @@ def from_hub(repo_id: str, field: str = "init_from") -> Path:
     except Exception:  # not in the cache (the exception type depends on the hub version)
         pass
     if hub_offline():
-        raise ConfigError(
+        raise CheckpointError(
             field,
             f"{repo_id!r} is not a local path and not in the hub cache, and the Hugging Face hub "
             "is offline (HF_HUB_OFFLINE): download it first or give a folder",
         )
     if not hub_reachable():
-        raise ConfigError(
+        raise CheckpointError(
             field,
             f"{repo_id!r} is not a local path and not in the hub cache, and the Hugging Face hub "
             "cannot be reached: download it where there is a network, or give a folder",
@@ -207,7 +207,7 @@ def from_hub(repo_id: str, field: str = "init_from") -> Path:
         return Path(snapshot_download(repo_id, allow_patterns=patterns))
     except Exception as err:  # unknown repo, gated repo, network errors ...
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ConfigError(field, f"cannot download {repo_id!r} from the hub: {first}") from None
+        raise CheckpointError(field, f"cannot download {repo_id!r} from the hub: {first}") from None
 
 
 def resolve(source: str | Path, field: str = "init_from") -> Path:
@@ -217,5 +217,5 @@ def resolve(source: str | Path, field: str = "init_from") -> Path:
         return path
     text = str(source)
     if not HUB_ID.fullmatch(text) or text.count("/") > 1 or text.endswith(".ckpt"):
-        raise ConfigError(field, f"no checkpoint file or model folder at {text}")
+        raise CheckpointError(field, f"no checkpoint file or model folder at {text}")
     return from_hub(text, field)

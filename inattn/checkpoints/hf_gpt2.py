@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from inattn.errors import ConfigError
+from inattn.checkpoints.io import CheckpointError
 from inattn.model import GPTConfig
 
 # GPT-2's activation names that mean GELU with the tanh approximation (our MLP's).
@@ -73,16 +73,18 @@ def gpt_config(hf: dict[str, Any], arch: str = "dense", field: str = "init_from"
     """
     if hf.get("model_type") != "gpt2":
         kind = hf.get("model_type")
-        raise ConfigError(field, f"model_type is {kind!r}, not 'gpt2': only GPT-2 checkpoints load")
+        raise CheckpointError(
+            field, f"model_type is {kind!r}, not 'gpt2': only GPT-2 checkpoints load"
+        )
     d = hf.get("n_embd", 768)
     inner = hf.get("n_inner") or 4 * d
     if inner % d:
-        raise ConfigError(field, f"n_inner={inner} is not a multiple of n_embd={d}")
+        raise CheckpointError(field, f"n_inner={inner} is not a multiple of n_embd={d}")
     act = hf.get("activation_function", "gelu_new")
     if act not in TANH_GELU:
-        raise ConfigError(field, f"activation_function={act!r}; only {TANH_GELU} load exactly")
+        raise CheckpointError(field, f"activation_function={act!r}; only {TANH_GELU} load exactly")
     if not hf.get("scale_attn_weights", True) or hf.get("scale_attn_by_inverse_layer_idx", False):
-        raise ConfigError(field, "only GPT-2's standard 1/sqrt(head_dim) attention scale loads")
+        raise CheckpointError(field, "only GPT-2's standard 1/sqrt(head_dim) attention scale loads")
     return GPTConfig(
         arch=arch,
         vocab_size=hf.get("vocab_size", 50257),
@@ -118,7 +120,7 @@ def gpt2_compatible(cfg: GPTConfig) -> bool:
 def hf_config(cfg: GPTConfig, eos_token_id: int | None = None) -> dict[str, Any]:
     """`GPT2Config` keyword arguments for a GPT-2-compatible config (`gpt2_compatible`)."""
     if not gpt2_compatible(cfg):
-        raise ConfigError("ckpt", "this model is not a plain GPT-2 (dense, learned, biases)")
+        raise CheckpointError("ckpt", "this model is not a plain GPT-2 (dense, learned, biases)")
     return {
         "vocab_size": cfg.vocab_size,
         "n_positions": cfg.context_length,
@@ -156,13 +158,13 @@ def to_inattn(
     ours = {}
     for hf_name, our_name, transposed in name_pairs(cfg.n_layer, tied):
         if hf_name not in hf:
-            raise ConfigError(field, f"the checkpoint has no tensor {hf_name}")
+            raise CheckpointError(field, f"the checkpoint has no tensor {hf_name}")
         tensor = hf.pop(hf_name)
         ours[our_name] = tensor.t().contiguous() if transposed else tensor
     if tied:
         hf.pop("lm_head.weight", None)  # the same tensor as wte
     if hf:
-        raise ConfigError(field, f"unexpected tensors in the checkpoint: {sorted(hf)[:3]}")
+        raise CheckpointError(field, f"unexpected tensors in the checkpoint: {sorted(hf)[:3]}")
     return ours
 
 

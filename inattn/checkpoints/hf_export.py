@@ -25,12 +25,13 @@ from pathlib import Path
 import torch
 from tokenizers import Tokenizer
 
-from inattn import hf_gpt2
+from inattn.checkpoints import hf_gpt2
+from inattn.checkpoints.hf_remote import FILES as REMOTE_FILES
 from inattn.errors import ConfigError
 from inattn.model import GPT
 
-PACKAGE = Path(__file__).resolve().parent
-REMOTE = PACKAGE / "hf_remote"
+PACKAGE = Path(__file__).resolve().parent.parent  # inattn/, whose model source is copied
+REMOTE = Path(__file__).resolve().parent / "hf_remote"
 EOT = "<|endoftext|>"
 # `from inattn.errors import X` -> `from .inattn_errors import X` (the folder is flat)
 INATTN_IMPORT = re.compile(r"^(\s*)from inattn((?:\.\w+)+) import ", re.MULTILINE)
@@ -107,7 +108,7 @@ def write_remote(model: GPT, folder: Path, eos: int | None) -> None:
     (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     state = {f"model.{k}": v.detach().contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(folder / "model.safetensors"), metadata={"format": "pt"})
-    for name in ("configuration_inattn.py", "modeling_inattn.py"):
+    for name in REMOTE_FILES:
         shutil.copyfile(REMOTE / name, folder / name)
     for module, text in flat_sources("inattn.model"):
         (folder / flat_name(module)).write_text(text)

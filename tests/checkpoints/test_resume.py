@@ -14,8 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from inattn.checkpoints.io import CheckpointError
+from inattn.checkpoints.resume import check_global_batch, check_resume
 from inattn.data.module import TextDataModule
-from tests.test_resume_helpers import (
+from inattn.model import GPTConfig
+from tests.helpers import (
     cli,
     cli_in_process,
     load_checkpoint,
@@ -102,7 +105,7 @@ def test_resume_from_any_step_is_exact(tmp_path, cache, whole):
 def test_resume_without_rng_or_data_position_differs(tmp_path, cache, whole, monkeypatch, skip):
     """The check above can fail: leave out either restore and the weights come out different."""
     if skip == "rng":
-        monkeypatch.setattr("inattn.resume._set_rng_states", lambda state: None)
+        monkeypatch.setattr("inattn.checkpoints.resume._set_rng_states", lambda state: None)
     else:
         monkeypatch.setattr(TextDataModule, "resume_at", lambda self, batches: None)
     run_dir = tmp_path / "run"
@@ -151,3 +154,39 @@ def test_resume_of_a_run_started_from_a_shorter_context_is_exact(tmp_path, cache
     got = train_in_process([*longer, f"resume={step_file(whole_dir, 4)}"], resumed_dir)
     assert got["val_loss"] == want["val_loss"]
     assert same_weights(resumed_dir / "checkpoints" / "last.ckpt", step_file(whole_dir, 8))
+
+
+# ----------------------------------------------------------------------------- the checks alone
+
+MODEL = GPTConfig(vocab_size=300, context_length=16, n_layer=2, n_head=2, d_model=16).to_dict()
+FACTS = {"seed": 0, "train_tokens": 1000, "train_blocks": 29}
+
+
+@pytest.mark.parametrize(
+    "model, run, max_steps, field",
+    [
+        ({**MODEL, "arch": "dense"}, FACTS, 10, "arch"),
+        ({**MODEL, "n_layer": 3}, FACTS, 10, "model.n_layer"),
+        ({**MODEL, "vocab_size": 200}, FACTS, 10, "tokenizer.vocab_size"),
+        ({**MODEL, "context_length": 32}, FACTS, 10, "context_length"),
+        (MODEL, {**FACTS, "seed": 1}, 10, "seed"),
+        (MODEL, {**FACTS, "train_tokens": 999}, 10, "data"),
+        (MODEL, FACTS, 4, "trainer.max_steps"),
+    ],
+)
+def test_a_checkpoint_this_run_cannot_continue_is_refused_naming_the_field(
+    model, run, max_steps, field, tmp_path
+):
+    ckpt = {"hyper_parameters": {"model": MODEL}, "run": FACTS, "global_step": 5}
+    check_resume(ckpt, tmp_path / "last.ckpt", MODEL, FACTS, 10)  # the same run: nothing
+    with pytest.raises(CheckpointError) as err:
+        check_resume(ckpt, tmp_path / "last.ckpt", model, run, max_steps)
+    assert err.value.field == field and str(tmp_path / "last.ckpt") in err.value.message
+
+
+def test_a_resume_keeps_the_global_batch():
+    saved = {"batch_size": 4, "world_size": 2, "accumulate_grad_batches": 1}
+    check_global_batch(saved, 8, 1, 1)  # 2 x 4 = 1 x 8: the same data position
+    with pytest.raises(CheckpointError) as err:
+        check_global_batch(saved, 4, 1, 1)
+    assert err.value.field == "batch_size"

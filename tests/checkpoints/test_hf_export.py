@@ -13,11 +13,12 @@ import torch
 
 pytest.importorskip("transformers")
 
+from inattn.checkpoints.hf_folder import open_folder  # noqa: E402
+from inattn.checkpoints.pretrained import load_model  # noqa: E402
 from inattn.cli import export as export_cli  # noqa: E402
 from inattn.cli import generate as generate_cli  # noqa: E402
-from inattn.hf_folder import open_folder  # noqa: E402
 from inattn.model import GPTConfig  # noqa: E402
-from inattn.pretrained import load_model  # noqa: E402
+from tests.helpers import cli_in_process  # noqa: E402
 from tests.hf_helpers import (  # noqa: E402
     VOCAB,
     random_checkpoint,
@@ -25,7 +26,6 @@ from tests.hf_helpers import (  # noqa: E402
     save_checkpoint,
     save_folder,
 )
-from tests.test_resume_helpers import cli_in_process  # noqa: E402
 
 
 def run(main, args, capsys, monkeypatch) -> tuple[int, str, str]:

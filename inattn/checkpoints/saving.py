@@ -1,17 +1,13 @@
-"""Checkpoints of a run: how they are written and when (resuming them: `inattn.resume`).
+"""When a run writes its checkpoints, and which files it keeps (file layout: `io`).
 
-    <run folder>/checkpoints/last.ckpt      every `checkpoint.every_n_steps` steps and at the end
-    <run folder>/checkpoints/best.ckpt      after each validation that lowers val/loss
-    <run folder>/checkpoints/step-N.ckpt    the newest `checkpoint.keep` of the periodic saves
-
-Every file is written to a temporary name and renamed, so a killed run never leaves a half-written
-checkpoint, and no checkpoint ever holds non-finite weights (`finite_or_raise`).
+Every file goes through `io.write_checkpoint` (a temporary name, then a rename), so a killed run
+never leaves a half-written checkpoint, and no checkpoint ever holds non-finite weights
+(`finite_or_raise`).
 """
 
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from typing import Any
 
@@ -20,16 +16,8 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from inattn.run_info import write_atomic
-
-FOLDER = "checkpoints"
-LAST = "last.ckpt"
-BEST = "best.ckpt"
-STEP_FILE = re.compile(r"step-(\d+)\.ckpt")
-
-
-class NumericalFault(RuntimeError):
-    """A loss, gradient or weight stopped being finite; the run stops, checkpoints stay good."""
+from inattn.checkpoints.io import BEST, LAST, STEP_FILE, write_checkpoint
+from inattn.errors import NumericalFault
 
 
 def finite_or_raise(trainer: L.Trainer, module: torch.nn.Module, what: str) -> None:
@@ -41,10 +29,10 @@ def finite_or_raise(trainer: L.Trainer, module: torch.nn.Module, what: str) -> N
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """torch.save into a temporary file beside the target, then rename over it."""
+    """Lightning's checkpoint writer, made atomic: every save goes through `write_checkpoint`."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options=None) -> None:
-        write_atomic(Path(path), lambda f: torch.save(checkpoint, f), binary=True)
+        write_checkpoint(checkpoint, path)
 
 
 def validation_due(trainer: L.Trainer) -> bool:

@@ -1,4 +1,4 @@
-"""inattn.checkpointing: atomic writes, the finite-weights guard, when validation is due, and
+"""inattn.checkpoints.saving: atomic writes, the finite-weights guard, when validation is due, and
 which checkpoint files a run keeps."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from inattn.checkpointing import (
+from inattn.checkpoints.saving import (
     BEST,
     LAST,
     AtomicCheckpointIO,

@@ -16,8 +16,15 @@ import torch
 from lightning.fabric.utilities.seed import _collect_rng_states, _set_rng_states
 from lightning.pytorch.callbacks import Callback
 
-from inattn.checkpointing import FOLDER, LAST
-from inattn.errors import ConfigError
+from inattn.checkpoints.io import (
+    FOLDER,
+    LAST,
+    RESUME_KEYS,
+    SHAPE_FIELDS,
+    CheckpointError,
+    check_shape,
+    read_checkpoint,
+)
 
 # Resuming mid-epoch is exact here (RunState sets the data position), so Lightning's generic
 # warning about loaders without a state_dict does not apply.
@@ -63,81 +70,48 @@ class RunState(Callback):
 
 
 def find_resume(resume: Any, run_dir: Path) -> Path | None:
-    """The checkpoint to resume from: None for `false` or for `auto` in a folder without one."""
+    """The checkpoint to resume from: None for `false` or for `auto` in a folder without one
+    (a path is checked when it is read: `read_resumable`)."""
     if resume is False or resume is None:
         return None
     if resume == "auto":
         last = Path(run_dir) / FOLDER / LAST
         return last if last.is_file() else None
-    path = Path(str(resume)).expanduser()
-    if not path.is_file():
-        raise ConfigError("resume", f"no checkpoint file at {path}")
-    return path
+    return Path(str(resume)).expanduser()
 
 
-def read_checkpoint(path: Path) -> dict[str, Any]:
-    """The checkpoint's contents (tensors memory-mapped); a file that is not one is refused."""
-    try:
-        ckpt = torch.load(path, map_location="cpu", mmap=True, weights_only=False)
-    except Exception as err:  # truncated zip, pickle errors, not a torch file at all
-        text = str(err).strip()
-        reason = text.splitlines()[0].split(". ")[0] if text else type(err).__name__
-        raise ConfigError(
-            "resume", f"{path} is not a readable checkpoint (truncated or corrupt?): {reason}"
-        ) from err
-    if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "global_step" not in ckpt:
-        raise ConfigError("resume", f"{path} is not an inattn-train checkpoint")
-    return ckpt
+def read_resumable(path: Path) -> dict[str, Any]:
+    """The checkpoint `resume` names, with what continuing it needs (its step, its model)."""
+    return read_checkpoint(path, "resume", needs=RESUME_KEYS)
 
 
 RUN_FIELDS = {  # facts of checkpoint["run"] a resumed run must share, and the field to name
     "seed": "seed",
-    "vocab_size": "tokenizer.vocab_size",
     "train_tokens": "data",
     "train_blocks": "data",
 }
-MODEL_FIELDS = (
-    "arch",
-    "position",
-    "n_layer",
-    "n_head",
-    "d_model",
-    "mlp_ratio",
-    "tie_weights",
-    "n_kv_head",
-    "kv_share",
-)
-# Fields older checkpoints do not record; they were trained with these values.
-ADDED_FIELDS = {"n_kv_head": None, "kv_share": 1}
+# A resumed run continues the same model: the same tensors, arch and context.
+MODEL_FIELDS = ("arch", *SHAPE_FIELDS, "context_length")
 
 
 def check_resume(
     ckpt: dict[str, Any], path: Path, model: dict[str, Any], run: dict[str, Any], max_steps: int
 ) -> None:
-    """Refuse to resume a checkpoint into a run it cannot continue exactly, naming the field."""
+    """Refuse to resume a checkpoint into a run it cannot continue exactly, naming the field
+    (the tokenizer's vocabulary is a model field: `tokenizer.vocab_size`)."""
     saved_model = ckpt.get("hyper_parameters", {}).get("model", {})
-    for name in (*MODEL_FIELDS, "context_length"):
-        if name not in saved_model and not (saved_model and name in ADDED_FIELDS):
-            continue
-        saved = saved_model.get(name, ADDED_FIELDS.get(name))
-        if saved != model.get(name):
-            field = name if name in ("arch", "position", "context_length") else f"model.{name}"
-            raise ConfigError(
-                field,
-                f"{path} was trained with {name}={saved}, this run has "
-                f"{name}={model.get(name)}: resume with the same model",
-            )
+    check_shape(saved_model, model, path, names=MODEL_FIELDS, fix="resume with the same model")
     saved_run = ckpt.get("run", {})
     for name, field in RUN_FIELDS.items():
         if name in saved_run and saved_run[name] != run.get(name):
-            raise ConfigError(
+            raise CheckpointError(
                 field,
                 f"{path} was trained with {name}={saved_run[name]}, this run has "
                 f"{name}={run.get(name)}: resume with the same {field} settings",
             )
     step = int(ckpt["global_step"])
     if step > max_steps:
-        raise ConfigError(
+        raise CheckpointError(
             "trainer.max_steps",
             f"{path} is at step {step}, beyond trainer.max_steps={max_steps}: raise max_steps",
         )
@@ -152,7 +126,7 @@ def check_global_batch(
     before = (saved["batch_size"] * saved["world_size"], saved["accumulate_grad_batches"])
     now = (batch_size * world_size, accumulate)
     if before != now:
-        raise ConfigError(
+        raise CheckpointError(
             "batch_size",
             f"the checkpoint was trained with {saved['world_size']} process(es) x batch_size "
             f"{saved['batch_size']} x accumulate {saved['accumulate_grad_batches']}; this run has "

@@ -20,22 +20,18 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from inattn.errors import ConfigError
-from inattn.hf_folder import HFCheckpoint, is_model_folder, open_folder, resolve, tokenizer_file
+from inattn.checkpoints.hf_folder import (
+    HFCheckpoint,
+    is_model_folder,
+    open_folder,
+    resolve,
+    tokenizer_file,
+)
+from inattn.checkpoints.io import CheckpointError, check_shape
+from inattn.checkpoints.pretrained import LoadedModel, load_model
 from inattn.model import GPT, GPTConfig
 from inattn.positions import extend_context
-from inattn.pretrained import LoadedModel, load_model
 
-SHAPE = (
-    "n_layer",
-    "n_head",
-    "d_model",
-    "vocab_size",
-    "mlp_ratio",
-    "position",
-    "bias",
-    "tie_weights",
-)
 # Command-line keys that set part of the shape, and the GPTConfig fields they set.
 SHAPE_KEYS = {
     "size": ("n_layer", "n_head", "d_model"),
@@ -65,7 +61,7 @@ class Source:
         if self.folder is None:
             return cfg
         if cfg.vocab_size > self.folder.cfg.vocab_size:  # cfg's is the data tokenizer's
-            raise ConfigError(
+            raise CheckpointError(
                 "tokenizer.vocab_size",
                 f"the data's tokenizer has {cfg.vocab_size} ids, more than the "
                 f"{self.folder.cfg.vocab_size} rows of {self.path}'s embedding",
@@ -87,7 +83,7 @@ def open_source(init_from: str | Path) -> Source:
     path = resolve(init_from, "init_from")
     if path.is_dir():
         if not is_model_folder(path):
-            raise ConfigError(
+            raise CheckpointError(
                 "init_from",
                 f"{path} is a folder but not a Hugging Face model folder (no config.json)",
             )
@@ -119,7 +115,7 @@ def check_source(cfg: DictConfig, given: set[str]) -> Source | None:
         for name in fields:
             asked = cfg.model.get(name)
             if asked != getattr(folder, name):
-                raise ConfigError(
+                raise CheckpointError(
                     key,
                     f"{source.path} defines {name}={getattr(folder, name)!r} but this run asks for "
                     f"{name}={asked!r}: a model folder sets the shape, drop {key}=... or match it",
@@ -139,12 +135,7 @@ def load_for(cfg: GPTConfig, source: str | Path | Source, method: str = "auto") 
     if old.arch != cfg.arch:
         loaded = convert_arch(loaded, cfg.arch)
         old = loaded.cfg
-    for key in SHAPE:
-        if getattr(old, key) != getattr(cfg, key):
-            raise ConfigError(
-                "init_from",
-                f"checkpoint has {key}={getattr(old, key)!r}, this run {getattr(cfg, key)!r}",
-            )
+    check_shape(old.to_dict(), cfg.to_dict(), source.path, field="init_from")
     if old.context_length < cfg.context_length:
         extend_context(loaded.model, cfg.context_length, method)
     return loaded
@@ -162,7 +153,7 @@ def convert_arch(loaded: LoadedModel, arch: str) -> LoadedModel:
     """
     old = loaded.cfg
     if not same_tensors(old):
-        raise ConfigError(
+        raise CheckpointError(
             "arch",
             f"init_from is a {old.arch} checkpoint with n_kv_head={old.n_kv_head}, "
             f"kv_share={old.kv_share}: its key/value tensors do not fit arch={arch}",

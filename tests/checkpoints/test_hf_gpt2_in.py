@@ -11,16 +11,16 @@ import torch
 
 pytest.importorskip("transformers")
 
-from inattn import hf_gpt2  # noqa: E402
+from inattn.checkpoints import hf_gpt2  # noqa: E402
+from inattn.checkpoints.hf_folder import open_folder, read_tokenizer, resolve  # noqa: E402
+from inattn.checkpoints.io import CheckpointError  # noqa: E402
 from inattn.cli import train as train_cli  # noqa: E402
-from inattn.errors import ConfigError  # noqa: E402
-from inattn.hf_folder import open_folder, read_tokenizer, resolve  # noqa: E402
-from tests.hf_helpers import VOCAB, random_gpt2, save_folder  # noqa: E402
-from tests.test_resume_helpers import (  # noqa: E402
+from tests.helpers import (  # noqa: E402
     cli_in_process,
     one_thread,  # noqa: E402, F401
     tiny,
 )
+from tests.hf_helpers import VOCAB, random_gpt2, save_folder  # noqa: E402
 
 
 @pytest.mark.parametrize(
@@ -66,16 +66,16 @@ def test_tokenizer_from_vocab_and_merges_matches_tokenizer_json(tmp_path):
 
 
 def test_config_mapping_refuses_what_does_not_load_exactly():
-    with pytest.raises(ConfigError, match="gpt2"):
+    with pytest.raises(CheckpointError, match="gpt2"):
         hf_gpt2.gpt_config({"model_type": "llama"})
-    with pytest.raises(ConfigError, match="activation"):
+    with pytest.raises(CheckpointError, match="activation"):
         hf_gpt2.gpt_config({"model_type": "gpt2", "activation_function": "relu"})
 
 
 def test_hub_id_offline_is_one_line_at_once(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))  # an empty hub cache
-    with pytest.raises(ConfigError) as err:
+    with pytest.raises(CheckpointError) as err:
         resolve("no-such-owner/no-such-gpt2")
     assert err.value.field == "init_from" and "no-such-owner/no-such-gpt2" in err.value.message
     assert "offline" in err.value.message
@@ -94,7 +94,7 @@ def gpt2_folder(tmp_path_factory) -> Path:
 @pytest.mark.usefixtures("one_thread")
 def test_train_from_a_gpt2_folder(arch, gpt2_folder, tmp_path, capsys, monkeypatch):
     """init_from=<folder>: the folder's shape, positions, layer-norm epsilon and tokenizer."""
-    from inattn.pretrained import load_model
+    from inattn.checkpoints.pretrained import load_model
 
     args = [
         *(a for a in tiny(tmp_path, tmp_path / "cache") if a != "size=nano"),

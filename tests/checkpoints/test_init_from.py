@@ -7,8 +7,8 @@ import dataclasses
 import pytest
 import torch
 
-from inattn.errors import ConfigError
-from inattn.init_from import copy_weights, initial_config, load_for
+from inattn.checkpoints.init_from import copy_weights, initial_config, load_for
+from inattn.checkpoints.io import CheckpointError
 from inattn.model import GPT, GPTConfig
 
 
@@ -79,13 +79,25 @@ def test_other_kv_layout_or_shape_is_refused(tmp_path):
         arch="dense", n_kv_head=1, context_length=16, vocab_size=64, n_layer=2, n_head=2, d_model=32
     )
     _, path = save(tmp_path / "mqa", mqa) if (tmp_path / "mqa").mkdir() is None else None
-    with pytest.raises(ConfigError) as err:
+    with pytest.raises(CheckpointError) as err:
         load_for(dataclasses.replace(mqa, arch="inattn", n_kv_head=None), path)
     assert err.value.field == "arch" and "n_kv_head=1" in err.value.message
     cfg = GPTConfig(
         arch="inattn", context_length=16, vocab_size=64, n_layer=2, n_head=2, d_model=32
     )
     _, path = save(tmp_path, cfg)
-    with pytest.raises(ConfigError) as err:
+    with pytest.raises(CheckpointError) as err:
         load_for(dataclasses.replace(cfg, n_layer=3), path)
     assert err.value.field == "init_from" and "n_layer" in err.value.message
+
+
+def test_other_kv_heads_in_the_same_arch_are_refused(tmp_path):
+    """An MQA checkpoint into a multi-head dense run: the key/value tensors differ (a traceback
+    from load_state_dict before n_kv_head was a shape field)."""
+    mqa = GPTConfig(
+        arch="dense", n_kv_head=1, context_length=16, vocab_size=64, n_layer=2, n_head=2, d_model=32
+    )
+    _, path = save(tmp_path, mqa)
+    with pytest.raises(CheckpointError) as err:
+        load_for(dataclasses.replace(mqa, n_kv_head=None), path)
+    assert err.value.field == "init_from" and "n_kv_head=1" in err.value.message

@@ -1,0 +1,1 @@
+"""Tests of inattn.checkpoints, one file per module."""
