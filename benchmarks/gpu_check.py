@@ -49,10 +49,9 @@ from inattn.bench import HF_KEY, BenchSpec, Row, memory_fits, run_bench
 from inattn.bench.results import table_text
 from inattn.bench.runners import HFRunner, build_hf_gpt2, hf_available
 from inattn.inference import modes_for
-from inattn.memory import parse_dtype
 from inattn.model import GPT, GPTConfig
 from inattn.run_info import git_revision, machine
-from inattn.units import MiB
+from inattn.units import MiB, parse_dtype
 
 ROOT = Path(__file__).resolve().parent.parent
 TOLERANCE = 0.05  # |tracker - CUDA| / CUDA

@@ -13,7 +13,7 @@ ttft    gpt2-small shape, fp32, CPU, `--threads` threads, T = 1024 ... 8192: InA
         next-token logits (cache=state) against the dense full forward (sdpa), >= 100x at 4096,
         growing with T.
 decode  the same shape and precision, T = 1024, 4096, 16384: greedy decode tokens/s from a
-        T-token cache, InAttention cache=kv >= 0.9x dense kvcache; Hugging Face GPT-2 with
+        T-token cache, InAttention kvcache >= 0.9x dense kvcache; Hugging Face GPT-2 with
         use_cache=True as the outside peer; InAttention cache=state reported with where it stands.
         K/V caches are filled with random keys and values of the right shape instead of running a
         dense prefill (minutes at 16K on a CPU): a decode step costs the same whatever the numbers.
@@ -274,7 +274,7 @@ def decode_checks(rows: Sequence[Row], shape: Shape) -> tuple[list[Check], list[
         worst = inattn.decode_min_tok_s / dense.decode_max_tok_s
         checks.append(
             Check(
-                f"decode tok/s, InAttention cache=kv / dense kvcache at T={T:,}",
+                f"decode tok/s, InAttention kvcache / dense kvcache at T={T:,}",
                 f"{ratio:.3f}x (worst pairing {worst:.3f}x)",
                 ">= 0.9x",
                 ratio >= 0.9,

@@ -29,6 +29,7 @@ from lm_eval.api.registry import register_model
 from lm_eval.utils import get_rolling_token_windows, make_disjoint_window
 
 from inattn.errors import DataError, UserError
+from inattn.units import parse_dtype
 
 EOT = "<|endoftext|>"
 
@@ -57,7 +58,7 @@ class InAttnLM(LM):
         checkpoint: str,
         device: str | None = None,
         batch_size: int | str | None = 16,
-        dtype: str = "float32",
+        dtype: str = "fp32",
         max_length: int | None = None,
         **kwargs: Any,  # the harness's other settings (max_batch_size, ...)
     ):
@@ -72,7 +73,7 @@ class InAttnLM(LM):
         ):
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self._device = torch.device(device)  # the harness's `device` property reads it
-        self.model = model.to(device=self._device, dtype=getattr(torch, dtype)).eval()
+        self.model = model.to(device=self._device, dtype=parse_dtype(dtype)).eval()
         self.max_length = int(max_length or model.cfg.context_length)
         # "auto" (the harness's batch-size search) is answered with a fixed, modest batch
         self.batch_size = int(batch_size) if str(batch_size).isdigit() else 16

@@ -43,19 +43,6 @@ from torch.utils._pytree import tree_leaves
 from inattn.errors import ConfigError
 
 DEVICES = ("cpu", "meta", "cuda")
-DTYPES = {
-    "fp32": torch.float32,
-    "bf16": torch.bfloat16,
-    "fp16": torch.float16,
-    "fp64": torch.float64,
-}
-
-
-def parse_dtype(name: str) -> torch.dtype:
-    """The torch dtype of a short name (fp32, bf16, fp16, fp64)."""
-    if name not in DTYPES:
-        raise ConfigError("dtype", f"unknown dtype {name!r}; choose one of {tuple(DTYPES)}")
-    return DTYPES[name]
 
 
 def check_device(device: str) -> None:

@@ -223,11 +223,24 @@ def alibi_bias(
 # ----------------------------------------------------------------------------- modules
 
 
+def split_heads(x: torch.Tensor, n_head: int) -> torch.Tensor:
+    """(B, T, n_head x hd) -> (B, n_head, T, hd)."""
+    B, T, d = x.shape
+    return x.view(B, T, n_head, d // n_head).transpose(1, 2)
+
+
+def merge_heads(y: torch.Tensor) -> torch.Tensor:
+    """(B, H, T, hd) -> (B, T, H x hd)."""
+    B, H, T, hd = y.shape
+    return y.transpose(1, 2).reshape(B, T, H * hd)
+
+
 class CausalSelfAttention(nn.Module):
     """Causal attention with H query heads over kv_heads key/value heads (GQA when fewer).
 
     `qkv` holds W_q, W_k, W_v stacked, as in GPT-2: (d + 2 kv_dim, d). A dense layer that reuses
     the keys and values of the first layer of its group (kv_share > 1) holds W_q alone: (d, d).
+    The output projection W_o (`proj`) is applied by the block, after whichever attention ran.
     """
 
     def __init__(self, cfg: GPTConfig, makes_kv: bool = True):
@@ -247,6 +260,10 @@ class CausalSelfAttention(nn.Module):
         d = self.cfg.d_model
         return self.qkv.weight[d:], None if self.qkv.bias is None else self.qkv.bias[d:]
 
+    def query(self, a: torch.Tensor) -> torch.Tensor:
+        """q = W_q a + b_q, (B, T, d): all a layer needs when its keys and values exist already."""
+        return F.linear(a, *self.q_weight())
+
     def project(
         self, a: torch.Tensor, kv: tuple[torch.Tensor, torch.Tensor] | None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -255,36 +272,44 @@ class CausalSelfAttention(nn.Module):
         if kv is None:  # dense: keys and values from this layer's own input
             q, k, v = self.qkv(a).split([self.cfg.d_model, self.kv_dim, self.kv_dim], dim=2)
             return q, k, v
-        return F.linear(a, *self.q_weight()), *kv
+        return self.query(a), *kv
 
     def forward(
         self,
-        a: torch.Tensor,
-        kv: tuple[torch.Tensor, torch.Tensor] | None,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
         rope: tuple[torch.Tensor, torch.Tensor] | None,
         bias: torch.Tensor | None,
-    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-        """The attention output (B, T, d), and the keys and values used, before RoPE."""
-        B, T, C = a.shape
+        naive: bool = False,
+    ) -> torch.Tensor:
+        """Causal attention of q (B, T, d) over k, v (B, T, kv_dim): (B, T, d), before W_o.
+
+        `naive` is the quadratic baseline eager attention runs: the (B, H, T, T) scores
+        materialised and an explicit softmax; otherwise sdpa's fused kernel.
+        """
         H, Hkv, hd = self.cfg.n_head, self.cfg.kv_heads, self.cfg.head_dim
-        q, k, v = self.project(a, kv)
-        used = (k, v)
-        q = q.view(B, T, H, hd).transpose(1, 2)  # (B, H, T, hd)
-        k = k.view(B, T, Hkv, hd).transpose(1, 2)  # (B, Hkv, T, hd)
-        v = v.view(B, T, Hkv, hd).transpose(1, 2)
+        q, k, v = split_heads(q, H), split_heads(k, Hkv), split_heads(v, Hkv)  # (B, H|Hkv, T, hd)
         if rope is not None:
             q, k = apply_rope(q, *rope), apply_rope(k, *rope)
         p = self.cfg.dropout if self.training else 0.0
-        gqa = Hkv != H  # sdpa reads K/V head h // (H / Hkv) for query head h, copying nothing
-        if bias is None:
+        gqa = Hkv != H  # query head h reads K/V head h // (H / Hkv)
+        if naive:
+            T = q.shape[2]
+            if bias is None:  # plain causal mask: -inf above the diagonal, (T, T)
+                bias = torch.full((T, T), float("-inf"), dtype=q.dtype, device=q.device).triu(1)
+            if gqa:  # the K/V heads copied for their queries: O(T d), beside O(T^2)
+                k, v = k.repeat_interleave(H // Hkv, dim=1), v.repeat_interleave(H // Hkv, dim=1)
+            scores = q @ k.transpose(-2, -1) * hd**-0.5 + bias  # (B, H, T, T)
+            y = F.dropout(torch.softmax(scores, dim=-1), p) @ v  # (B, H, T, hd)
+        elif bias is None:  # sdpa reads the shared K/V heads in place, copying nothing
             y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True, enable_gqa=gqa)
         else:
             # a 4-D mask keeps the fused CPU kernel (a 3-D one falls back to the math path)
             y = F.scaled_dot_product_attention(
                 q, k, v, attn_mask=bias[None], dropout_p=p, enable_gqa=gqa
             )
-        y = y.transpose(1, 2).reshape(B, T, C)  # (B, T, C)
-        return self.proj(y), used
+        return merge_heads(y)  # (B, T, d)
 
 
 class MLP(nn.Module):
@@ -298,6 +323,13 @@ class MLP(nn.Module):
 
 
 class Block(nn.Module):
+    """One layer, in pieces that every path calls, whatever attention runs in between.
+
+    `project` (or `query`, when the keys and values are cached) gives q, k, v from the states h;
+    an attention turns them into y (the model's: sdpa or naive; inference: chunked over a cache,
+    or absorbed into S); `finish(h, y)` applies W_o, the residual and the MLP.
+    """
+
     def __init__(self, cfg: GPTConfig, makes_kv: bool = True):
         super().__init__()
         self.ln1 = nn.LayerNorm(cfg.d_model, eps=cfg.norm_eps, bias=cfg.bias)
@@ -306,11 +338,26 @@ class Block(nn.Module):
         self.mlp = MLP(cfg)
         self.drop = nn.Dropout(cfg.dropout)
 
-    def forward(self, h, kv=None, rope=None, bias=None) -> tuple[torch.Tensor, tuple]:
-        """The new states h (B, T, d), and the keys and values the attention used."""
-        y, kv = self.attn(self.ln1(h), kv, rope, bias)
-        h = h + self.drop(y)
-        return h + self.drop(self.mlp(self.ln2(h))), kv
+    def project(
+        self, h: torch.Tensor, kv: tuple[torch.Tensor, torch.Tensor] | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """q (B, T, d) and k, v (B, T, kv_dim) of states h: made from LN1(h), or `kv` if given."""
+        return self.attn.project(self.ln1(h), kv)
+
+    def query(self, h: torch.Tensor) -> torch.Tensor:
+        """q (B, T, d) of states h (B, T, d), for a layer whose keys and values are cached."""
+        return self.attn.query(self.ln1(h))
+
+    def finish(self, h: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The rest of the layer for states h (..., d), given their attention y (..., d)."""
+        h = h + self.drop(self.attn.proj(y))  # W_o, residual
+        del y  # not held through the MLP: the caller passes it as a temporary
+        return h + self.drop(self.mlp(self.ln2(h)))
+
+    def forward(self, h, kv=None, rope=None, bias=None, naive=False) -> tuple[torch.Tensor, tuple]:
+        """The new states h (B, T, d), and the keys and values the attention used (before RoPE)."""
+        q, k, v = self.project(h, kv)
+        return self.finish(h, self.attn(q, k, v, rope, bias, naive)), (k, v)
 
 
 class GPT(nn.Module):
@@ -388,8 +435,13 @@ class GPT(nn.Module):
         )
         return rope, bias
 
-    def forward(self, idx: torch.Tensor, last_only: bool = False) -> torch.Tensor:
-        """Logits (B, T, vocab), or (B, 1, vocab) for the last position when `last_only`."""
+    def forward(
+        self, idx: torch.Tensor, last_only: bool = False, naive: bool = False
+    ) -> torch.Tensor:
+        """Logits (B, T, vocab), or (B, 1, vocab) for the last position when `last_only`.
+
+        `naive`: every layer's attention by materialised scores (the quadratic baseline).
+        """
         x0 = self.embed(idx)
         rope, bias = self.position_context(idx.shape[1], idx.device, x0.dtype)
         kvs = self.inattn_kv(x0) if self.cfg.arch == "inattn" else None
@@ -399,5 +451,5 @@ class GPT(nn.Module):
                 kv = kvs[i]
             elif block.attn.makes_kv:  # dense: made from this layer's input, and reused by
                 kv = None  # the next kv_share - 1 layers (CLA)
-            h, kv = block(h, kv, rope, bias)
+            h, kv = block(h, kv, rope, bias, naive)
         return self.logits(h[:, -1:] if last_only else h)

@@ -1,10 +1,16 @@
-"""Units shared by every measuring and reporting module: bytes and memory budgets."""
+"""Units shared by every measuring, reporting and command-line module: bytes, memory budgets,
+and the names of dtypes."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from inattn.errors import ConfigError
+
+if TYPE_CHECKING:
+    import torch
 
 KiB, MiB, GiB = 2**10, 2**20, 2**30
 # Named cards: usable memory is taken as the nominal size (no allowance for the driver/context).
@@ -59,3 +65,26 @@ def human_bytes(n: float) -> str:
         if n >= size:
             return f"{n / size:.3g} {unit}"
     return f"{int(n)} B"
+
+
+# The short names are the ones conf/, the docs and the results use; torch's own names (float32,
+# bfloat16, ...) are accepted as synonyms, so a value copied from torch or the harness works too.
+DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16", "fp64": "float64"}
+
+
+def dtype_name(name: Any, field: str = "dtype", choices: Sequence[str] = tuple(DTYPES)) -> str:
+    """The short name of `name` (fp32, bf16, fp16, fp64, or torch's float32, ...), checked
+    against `choices`; no torch import, so a command line is checked before torch loads."""
+    short = {long: short for short, long in DTYPES.items()}.get(name, name)
+    if not isinstance(name, str) or short not in choices:
+        raise ConfigError(field, f"unknown dtype {name!r}; choose one of {tuple(choices)}")
+    return short
+
+
+def parse_dtype(
+    name: Any, field: str = "dtype", choices: Sequence[str] = tuple(DTYPES)
+) -> torch.dtype:
+    """The torch dtype of a short name (fp32, bf16, fp16, fp64) or of torch's own name."""
+    import torch
+
+    return getattr(torch, DTYPES[dtype_name(name, field, choices)])

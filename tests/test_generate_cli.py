@@ -14,6 +14,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from inattn.checkpoints.pretrained import load_model
 from inattn.cli.generate import TextStream, main, quote_prompt
+from inattn.inference import modes_for
 from inattn.model import ARCHS
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
@@ -96,7 +97,7 @@ def test_text_is_the_same_whatever_the_cache(monkeypatch, capsys, random_ckpts, 
     """Greedy, and seeded sampling: every cache computes the same logits, so the same text."""
     args = (f"ckpt={random_ckpts[arch]}", "prompt=ROMEO:", "max_new_tokens=20", *sampling)
     texts = set()
-    for cache in ("state", "kv", "sdpa", "naive") if arch == "inattn" else ("kv", "sdpa", "naive"):
+    for cache in modes_for(arch):  # state (inattn only), kvcache, sdpa, naive
         code, out, err = generate(monkeypatch, capsys, *args, f"cache={cache}")
         assert code == 0, err
         s = summary(err)
@@ -128,10 +129,13 @@ def test_default_cache_is_the_lowest_memory_one(monkeypatch, capsys, ckpt, dense
 def test_seed_reproducibility(monkeypatch, capsys, ckpt):
     args = (f"ckpt={ckpt}", "prompt=ROMEO:", "max_new_tokens=20", "temperature=1.0", "top_p=0.95")
     runs = {}
-    for key, extra in (("a", "seed=3"), ("b", "seed=3"), ("c", "seed=4"), ("kv", "seed=3")):
-        code, out, err = generate(
-            monkeypatch, capsys, *args, "top_k=100", extra, *(("cache=kv",) if key == "kv" else ())
-        )
+    for key, *extra in (
+        ("a", "seed=3"),
+        ("b", "seed=3"),
+        ("c", "seed=4"),
+        ("kv", "seed=3", "cache=kvcache"),
+    ):
+        code, out, err = generate(monkeypatch, capsys, *args, "top_k=100", *extra)
         assert code == 0, err
         runs[key] = out
     assert runs["a"] == runs["b"] and runs["a"] != runs["c"]
@@ -192,6 +196,8 @@ def test_bad_input_is_one_line_and_exit_2(monkeypatch, capsys, ckpt, dense_ckpt,
         "past the table": [f"ckpt={ckpt}", "prompt=ROMEO:", "max_new_tokens=40"],
         "cache": [f"ckpt={dense_ckpt}", "cache=state"],
         "unknown cache": [f"ckpt={ckpt}", "cache=flash"],
+        "old cache name": [f"ckpt={ckpt}", "cache=kv"],
+        "dtype": [f"ckpt={ckpt}", "dtype=fp8"],
         "top_p": [f"ckpt={ckpt}", "top_p=1.5"],
         "empty": [f"ckpt={ckpt}", "prompt="],
     }
@@ -207,6 +213,10 @@ def test_bad_input_is_one_line_and_exit_2(monkeypatch, capsys, ckpt, dense_ckpt,
     assert lines["cache"].startswith("error: cache: cache=state needs an InAttention checkpoint")
     assert "dense" in lines["cache"]
     assert lines["unknown cache"].startswith("error: cache: unknown cache 'flash'")
+    assert lines["old cache name"] == (
+        "error: cache: unknown cache 'kv'; choose one of ('naive', 'sdpa', 'kvcache', 'state')"
+    )
+    assert lines["dtype"].startswith("error: dtype: unknown dtype 'fp8'; choose one of ('fp32',")
     assert lines["top_p"].startswith("error: top_p:")
     assert lines["empty"].startswith("error: prompt: the prompt is empty")
 

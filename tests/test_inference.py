@@ -1,4 +1,5 @@
-"""Every fast path against the plain full forward; caches, generation and sampling."""
+"""Every inference mode against the float64 reference of tests/reference.py (written from the
+definitions, never the forward, which the `sdpa` mode is); caches, generation and sampling."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from inattn.inference import (
 from inattn.inference.chunk_attention import attend, reversed_mask
 from inattn.memory import fake_module, fake_tokens, measure_peak
 from inattn.model import GPT, POSITIONS, GPTConfig, alibi_bias
+from tests.reference import random_model, reference_logits, rel_err
 
 CHUNK = 4
 TOL = {torch.float32: 1e-5, torch.float64: 1e-10}
@@ -45,24 +47,6 @@ def _one_thread():
     torch.set_num_threads(threads)
 
 
-def random_model(arch: str, position: str, dtype=torch.float64, seed: int = 0, **kw) -> GPT:
-    """Every parameter random (biases and LayerNorm affines included), eval mode."""
-    torch.manual_seed(seed)
-    cfg = dict(vocab_size=50, context_length=32, n_layer=3, n_head=2, d_model=16)
-    model = GPT(GPTConfig(arch=arch, position=position, **(cfg | kw))).to(dtype).eval()
-    for p in model.parameters():
-        p.copy_(torch.randn_like(p) * 0.3)
-    return model
-
-
-def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float((a - b).abs().max() / b.abs().max())
-
-
-def reference(model: GPT, idx: torch.Tensor) -> torch.Tensor:
-    return model(idx)[:, -1]  # (B, vocab): the plain full forward, every position
-
-
 # ----------------------------------------------------------------------------- next-token logits
 
 
@@ -81,7 +65,7 @@ def test_every_mode_matches_full_forward(arch, position, dtype):
     ]
     for T in lengths:
         idx = torch.randint(0, 50, (3, T), generator=gen)
-        ref = reference(model, idx)
+        ref = reference_logits(model, idx, last_only=True)  # (3, vocab)
         for mode in modes_for(arch):
             logits, _ = prefill(model, idx, mode, chunk=CHUNK)
             assert logits.shape == ref.shape and logits.dtype == dtype
@@ -92,7 +76,7 @@ def test_every_mode_matches_full_forward(arch, position, dtype):
 def test_inattn_next_logits_any_chunk(position):
     model = random_model("inattn", position)
     idx = torch.randint(0, 50, (2, 23))
-    ref = reference(model, idx)
+    ref = reference_logits(model, idx, last_only=True)
     for chunk in (None, 1, 2, 7, 22, 23, 24, 1024):
         assert rel_err(inattn_next_logits(model, idx, chunk=chunk), ref) < 1e-10, chunk
 
@@ -103,13 +87,14 @@ def test_kvcache_prefill_any_chunk(arch, position, dtype):
     """Chunked K/V prefill at every boundary: logits, then decoding from the filled cache."""
     model = random_model(arch, position, dtype)
     idx = torch.randint(0, 50, (2, 13))
+    expected = reference_logits(model, idx)  # (2, 13, vocab): position t's logits at [:, t]
     T = 11
     for chunk in (None, 1, 2, 3, 5, T - 1, T, T + 1):
         logits, cache = prefill(model, idx[:, :T], "kvcache", chunk=chunk)
-        assert rel_err(logits, reference(model, idx[:, :T])) < TOL[dtype], chunk
+        assert rel_err(logits, expected[:, T - 1]) < TOL[dtype], chunk
         for t in (T, T + 1):
             logits, cache = decode_step(model, idx[:, t], cache)
-            assert rel_err(logits, reference(model, idx[:, : t + 1])) < TOL[dtype], (chunk, t)
+            assert rel_err(logits, expected[:, t]) < TOL[dtype], (chunk, t)
 
 
 @pytest.mark.parametrize("position", ["learned", "alibi"])
@@ -141,15 +126,17 @@ def test_other_shapes_no_bias_three_heads(arch, position):
     """No biases, and three heads (ALiBi slopes for a non-power of two)."""
     model = random_model(arch, position, bias=False, n_head=3, d_model=24, tie_weights=False)
     idx = torch.randint(0, 50, (2, 11))
+    ref = reference_logits(model, idx, last_only=True)
     for mode in modes_for(arch):
-        assert rel_err(prefill(model, idx, mode, chunk=CHUNK)[0], reference(model, idx)) < 1e-10
+        assert rel_err(prefill(model, idx, mode, chunk=CHUNK)[0], ref) < 1e-10, mode
 
 
 def test_no_position_beyond_context_length_without_a_table():
     """RoPE and ALiBi have no table: contexts past context_length are fine."""
     model = random_model("inattn", "alibi", context_length=8)
     idx = torch.randint(0, 50, (1, 20))
-    assert rel_err(inattn_next_logits(model, idx, chunk=CHUNK), reference(model, idx)) < 1e-10
+    ref = reference_logits(model, idx, last_only=True)
+    assert rel_err(inattn_next_logits(model, idx, chunk=CHUNK), ref) < 1e-10
 
 
 # ----------------------------------------------------------------------------- decoding
@@ -161,14 +148,15 @@ def test_decode_steps_match_full_forward(arch, position, dtype):
     """Prefill a prefix, then feed the rest one token at a time (past chunks and capacity)."""
     model = random_model(arch, position, dtype)
     idx = torch.randint(0, 50, (2, 2 * CHUNK + 3))
+    expected = reference_logits(model, idx)  # (2, T, vocab): position t's logits at [:, t]
     for mode in modes_for(arch):
         for start in (1, CHUNK + 1):
             logits, cache = prefill(model, idx[:, :start], mode, chunk=CHUNK)
             for t in range(start, idx.shape[1]):
-                assert rel_err(logits, reference(model, idx[:, :t])) < TOL[dtype], (mode, t)
+                assert rel_err(logits, expected[:, t - 1]) < TOL[dtype], (mode, t)
                 logits, cache = decode_step(model, idx[:, t], cache)
             assert cache.length == idx.shape[1]
-            assert rel_err(logits, reference(model, idx)) < TOL[dtype]
+            assert rel_err(logits, expected[:, -1]) < TOL[dtype]
 
 
 def greedy_by_full_forward(model: GPT, idx: torch.Tensor, n: int) -> torch.Tensor:

@@ -1,8 +1,8 @@
 """Grouped-query / multi-query attention and cross-layer K/V sharing (CLA), dense models.
 
-The full forward against a float64 reference written from the definitions (spec, section 5) with
-a plain loop over positions, layers and heads; every fast path against the full forward; the
-K/V cache's bytes, measured by the tracker; the configuration and the command line.
+The full forward and every inference mode against the float64 reference of tests/reference.py
+(written from the definitions, spec section 5, with a plain loop over positions, layers and
+heads); the K/V cache's bytes, measured by the tracker; the configuration and the command line.
 """
 
 from __future__ import annotations
@@ -31,9 +31,9 @@ from inattn.inference import (
     state_bytes,
 )
 from inattn.memory import fake_module, fake_tokens, measure_peak
-from inattn.model import GPT, POSITIONS, VARIANTS, GPTConfig, alibi_slopes, variant_fields
+from inattn.model import GPT, POSITIONS, VARIANTS, GPTConfig, variant_fields
 from inattn.training.config import model_config
-from tests.test_model import final_logits, initial_states, layer_norm, mlp, rotate
+from tests.reference import random_model, reference_logits, rel_err
 
 N_LAYER, N_HEAD, D_MODEL = 3, 4, 16  # head_dim 4; 3 layers make kv_share=2 leave a short group
 KV_HEADS = (4, 2, 1)  # multi-head, grouped (2 queries per K/V head), multi-query
@@ -56,72 +56,10 @@ def _one_thread():
     torch.set_num_threads(threads)
 
 
-def random_model(n_kv: int, share: int, position: str, seed: int = 0, **kw) -> GPT:
-    """A float64 dense model, every parameter random (biases and LayerNorm affines included)."""
-    torch.manual_seed(seed)
-    shape = dict(n_layer=N_LAYER, n_head=N_HEAD, d_model=D_MODEL, vocab_size=50, context_length=40)
-    cfg = GPTConfig(arch="dense", position=position, n_kv_head=n_kv, kv_share=share, **(shape | kw))
-    model = GPT(cfg).double().eval()
-    for p in model.parameters():
-        p.copy_(torch.randn_like(p) * 0.3)
-    return model
-
-
-def reference(model: GPT, idx: torch.Tensor) -> torch.Tensor:
-    """Logits (T, vocab) of one sequence, from the definitions.
-
-    Layer l attends to the keys and values that layer m = kv_share * (l // kv_share) makes from
-    its own LN1 output, with n_kv heads: query head h reads K/V head h // (H / n_kv).
-    """
-    cfg = model.cfg
-    d, H, hd, n_kv = cfg.d_model, cfg.n_head, cfg.head_dim, cfg.kv_heads
-    group = H // n_kv
-    slopes = alibi_slopes(H)
-    hs = initial_states(model, idx)
-    T = len(hs)
-    keys = values = None
-    for layer, block in enumerate(model.blocks):
-        W, b = block.attn.qkv.weight, block.attn.qkv.bias
-        a = [layer_norm(h, block.ln1.weight, block.ln1.bias, cfg.norm_eps) for h in hs]
-        if layer % cfg.kv_share == 0:  # this layer makes the group's keys and values
-            kd = n_kv * hd
-            assert W.shape[0] == d + 2 * kd
-            keys = [W[d : d + kd] @ x + b[d : d + kd] for x in a]
-            values = [W[d + kd :] @ x + b[d + kd :] for x in a]
-        else:  # a layer that reuses them owns W_q alone
-            assert W.shape[0] == d
-        new = []
-        for t in range(T):
-            q = W[:d] @ a[t] + b[:d]
-            out = torch.zeros(d, dtype=q.dtype)
-            for h in range(H):
-                g = h // group
-                qh, ks = q[h * hd : (h + 1) * hd], slice(g * hd, (g + 1) * hd)
-                if cfg.position == "rope":
-                    qh = rotate(qh, t, cfg)
-                scores = []
-                for j in range(t + 1):
-                    k = keys[j][ks]
-                    if cfg.position == "rope":
-                        k = rotate(k, j, cfg)
-                    s = float(qh @ k) / math.sqrt(hd)
-                    if cfg.position == "alibi":
-                        s -= float(slopes[h]) * (t - j)
-                    scores.append(s)
-                m = max(scores)
-                w = [math.exp(s - m) for s in scores]
-                out[h * hd : (h + 1) * hd] = sum(
-                    wj / sum(w) * values[j][ks] for j, wj in enumerate(w)
-                )
-            x = hs[t] + block.attn.proj.weight @ out + block.attn.proj.bias
-            ln2 = layer_norm(x, block.ln2.weight, block.ln2.bias, cfg.norm_eps)
-            new.append(x + mlp(block, ln2))
-        hs = new
-    return torch.stack([final_logits(model, h) for h in hs])
-
-
-def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float((a - b).abs().max() / b.abs().max())
+def kv_model(n_kv: int, share: int, position: str, **kw) -> GPT:
+    """A float64 dense model, n_kv K/V heads shared by `share` layers, every parameter random."""
+    shape = dict(n_layer=N_LAYER, n_head=N_HEAD, d_model=D_MODEL, context_length=40)
+    return random_model("dense", position, n_kv_head=n_kv, kv_share=share, **(shape | kw))
 
 
 # ----------------------------------------------------------------------------- the model
@@ -129,11 +67,9 @@ def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
 
 @pytest.mark.parametrize("n_kv,share,position", CASES)
 def test_forward_matches_reference(n_kv, share, position):
-    model = random_model(n_kv, share, position)
+    model = kv_model(n_kv, share, position)
     idx = torch.randint(50, (2, 7))
-    logits = model(idx)
-    for b in range(2):
-        assert rel_err(logits[b], reference(model, idx[b])) < TOL64
+    assert rel_err(model(idx), reference_logits(model, idx)) < TOL64
 
 
 @pytest.mark.parametrize("n_kv,share", list(product(KV_HEADS, SHARES)))
@@ -200,12 +136,13 @@ def test_bad_kv_config_names_the_field(kwargs, field):
 
 @pytest.mark.parametrize("n_kv,share,position", CASES)
 def test_every_mode_matches_the_forward(n_kv, share, position):
-    """kvcache at several chunk sizes (chunk boundaries included), naive, sdpa; batch 2."""
-    model = random_model(n_kv, share, position)
+    """kvcache at several chunk sizes (chunk boundaries included), naive, sdpa; batch 2; all
+    against the float64 reference, not the forward (which `sdpa` is)."""
+    model = kv_model(n_kv, share, position)
     T = 9
     idx = torch.randint(50, (2, T + 4))
     context = idx[:, :T]
-    full = model(idx)  # (2, T + 4, vocab)
+    full = reference_logits(model, idx)  # (2, T + 4, vocab)
     for mode in modes_for("dense"):
         chunks = (1, 3, 4, 8, 9, 16, None) if mode == "kvcache" else (None,)
         for chunk in chunks:
@@ -218,7 +155,7 @@ def test_every_mode_matches_the_forward(n_kv, share, position):
 
 @pytest.mark.parametrize("n_kv,share,position", CASES)
 def test_kv_cache_keeps_only_distinct_keys_and_values(n_kv, share, position):
-    model = random_model(n_kv, share, position)
+    model = kv_model(n_kv, share, position)
     T, cap = 6, 10
     _, cache = prefill(model, torch.randint(50, (2, T)), "kvcache", capacity=cap, chunk=4)
     assert isinstance(cache, KVCache)
@@ -232,7 +169,7 @@ def test_kv_cache_keeps_only_distinct_keys_and_values(n_kv, share, position):
 
 @pytest.mark.parametrize("n_kv,share,position", CASES)
 def test_cached_greedy_generation_equals_recomputation(n_kv, share, position):
-    model = random_model(n_kv, share, position)
+    model = kv_model(n_kv, share, position)
     prompt = torch.randint(50, (2, 5))
     cached = generate(model, prompt, 12, mode="kvcache", temperature=0.0, chunk=2)
     again = generate(model, prompt, 12, mode="sdpa", temperature=0.0)

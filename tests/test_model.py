@@ -1,15 +1,14 @@
-"""The model against references written straight from the spec (section 1), in float64."""
+"""The model against the float64 references of tests/reference.py, written from the spec."""
 
 from __future__ import annotations
-
-import math
 
 import pytest
 import torch
 import torch.nn.functional as F
 
 from inattn.errors import ConfigError
-from inattn.model import GPT, POSITIONS, GPTConfig, alibi_slopes
+from inattn.model import GPT, POSITIONS, GPTConfig
+from tests.reference import dense_logits, inattn_position, random_model, rel_err
 
 TOL = 1e-10
 
@@ -20,139 +19,23 @@ def _no_grad():
         yield
 
 
-def random_model(arch: str, position: str, seed: int = 0, **kw) -> GPT:
-    """A float64 model with every parameter random, biases and norms included."""
-    torch.manual_seed(seed)
-    cfg = GPTConfig(
-        arch=arch,
-        position=position,
-        vocab_size=50,
-        context_length=32,
-        n_layer=3,
-        n_head=2,
-        d_model=16,
-        **kw,
-    )
-    model = GPT(cfg).double().eval()
-    with torch.no_grad():
-        for p in model.parameters():
-            p.copy_(torch.randn_like(p) * 0.3)
-    return model
-
-
-def layer_norm(x, w, b, eps):
-    mu = x.mean()
-    var = ((x - mu) ** 2).mean()
-    y = (x - mu) / math.sqrt(var + eps)
-    return y if w is None else y * w + (0 if b is None else b)
-
-
-def rotate(x: torch.Tensor, pos: int, cfg: GPTConfig) -> torch.Tensor:
-    """RoPE on one head vector, pairs (i, i + hd/2) rotated by pos / scale * base^(-2i/hd)."""
-    hd = x.shape[0]
-    out = x.clone()
-    for i in range(hd // 2):
-        theta = (pos / cfg.rope_scale) * cfg.rope_base ** (-2 * i / hd)
-        c, s = math.cos(theta), math.sin(theta)
-        out[i] = x[i] * c - x[i + hd // 2] * s
-        out[i + hd // 2] = x[i + hd // 2] * c + x[i] * s
-    return out
-
-
-def attend(block, cfg, a_t, t, sources):
-    """One query at position t over sources[0..t] (each a d-vector), head by head."""
-    d, H, hd = cfg.d_model, cfg.n_head, cfg.head_dim
-    W, b = block.attn.qkv.weight, block.attn.qkv.bias
-    q = W[:d] @ a_t + b[:d]
-    out = torch.zeros(d, dtype=a_t.dtype)
-    slopes = alibi_slopes(H)
-    for h in range(H):
-        sl = slice(h * hd, (h + 1) * hd)
-        qh = q[sl]
-        if cfg.position == "rope":
-            qh = rotate(qh, t, cfg)
-        scores, values = [], []
-        for j in range(t + 1):
-            k = W[d : 2 * d][sl] @ sources[j] + b[d : 2 * d][sl]
-            v = W[2 * d :][sl] @ sources[j] + b[2 * d :][sl]
-            if cfg.position == "rope":
-                k = rotate(k, j, cfg)
-            s = float(qh @ k) / math.sqrt(hd)
-            if cfg.position == "alibi":
-                s -= float(slopes[h]) * (t - j)
-            scores.append(s)
-            values.append(v)
-        m = max(scores)
-        w = [math.exp(s - m) for s in scores]
-        z = sum(w)
-        out[sl] = sum(wi / z * v for wi, v in zip(w, values, strict=True))
-    return block.attn.proj.weight @ out + block.attn.proj.bias
-
-
-def mlp(block, x):
-    h = block.mlp.fc.weight @ x + block.mlp.fc.bias
-    h = 0.5 * h * (1 + torch.tanh(math.sqrt(2 / math.pi) * (h + 0.044715 * h**3)))
-    return block.mlp.proj.weight @ h + block.mlp.proj.bias
-
-
-def initial_states(model: GPT, idx: torch.Tensor) -> list[torch.Tensor]:
-    x0 = [model.tok_emb.weight[int(tok)].clone() for tok in idx]
-    if model.cfg.position == "learned":
-        x0 = [x + model.pos_emb.weight[t] for t, x in enumerate(x0)]
-    return x0
-
-
-def final_logits(model: GPT, h: torch.Tensor) -> torch.Tensor:
-    cfg = model.cfg
-    return model.tok_emb.weight @ layer_norm(h, model.ln_f.weight, model.ln_f.bias, cfg.norm_eps)
-
-
-def inattn_reference(model: GPT, idx: torch.Tensor, t: int) -> torch.Tensor:
-    """Position t from x0[<=t] and t's own path only, as the spec says it must be."""
-    cfg = model.cfg
-    x0 = initial_states(model, idx[: t + 1])
-    s = [layer_norm(x, None, None, cfg.norm_eps) for x in x0]  # N(x0), no parameters
-    h = x0[t]
-    for block in model.blocks:
-        a = layer_norm(h, block.ln1.weight, block.ln1.bias, cfg.norm_eps)
-        h = h + attend(block, cfg, a, t, s)
-        h = h + mlp(block, layer_norm(h, block.ln2.weight, block.ln2.bias, cfg.norm_eps))
-    return final_logits(model, h)
-
-
-def dense_reference(model: GPT, idx: torch.Tensor) -> torch.Tensor:
-    """Every position, layer by layer: keys and values from each layer's own input."""
-    cfg = model.cfg
-    hs = initial_states(model, idx)
-    for block in model.blocks:
-        a = [layer_norm(h, block.ln1.weight, block.ln1.bias, cfg.norm_eps) for h in hs]
-        hs = [h + attend(block, cfg, a[t], t, a) for t, h in enumerate(hs)]
-        hs = [
-            h + mlp(block, layer_norm(h, block.ln2.weight, block.ln2.bias, cfg.norm_eps))
-            for h in hs
-        ]
-    return torch.stack([final_logits(model, h) for h in hs])
-
-
-def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float((a - b).norm() / b.norm())
-
-
+@pytest.mark.parametrize("naive", [False, True], ids=["sdpa", "naive"])
 @pytest.mark.parametrize("position", ["learned", "rope", "alibi"])
-def test_inattn_matches_per_position_reference(position):
+def test_inattn_matches_per_position_reference(position, naive):
     model = random_model("inattn", position)
     gen = torch.Generator().manual_seed(1)
     idx = torch.randint(0, 50, (11,), generator=gen)
-    logits = model(idx[None])[0]
+    logits = model(idx[None], naive=naive)[0]
     for t in [0, int(torch.randint(1, 10, (1,), generator=gen)), 10]:
-        assert rel_err(logits[t], inattn_reference(model, idx, t)) < TOL
+        assert rel_err(logits[t], inattn_position(model, idx, t)) < TOL
 
 
+@pytest.mark.parametrize("naive", [False, True], ids=["sdpa", "naive"])
 @pytest.mark.parametrize("position", POSITIONS)
-def test_dense_matches_per_position_reference(position):
+def test_dense_matches_per_position_reference(position, naive):
     model = random_model("dense", position)
     idx = torch.randint(0, 50, (9,), generator=torch.Generator().manual_seed(2))
-    assert rel_err(model(idx[None])[0], dense_reference(model, idx)) < TOL
+    assert rel_err(model(idx[None], naive=naive)[0], dense_logits(model, idx)) < TOL
 
 
 @pytest.mark.parametrize("arch", ["dense", "inattn"])

@@ -18,9 +18,9 @@ import torch
 
 from inattn.errors import ConfigError
 from inattn.inference import modes_for
-from inattn.memory import check_device, parse_dtype
+from inattn.memory import check_device
 from inattn.model import VARIANTS, GPTConfig, variant_fields
-from inattn.units import parse_budget
+from inattn.units import dtype_name, parse_budget, parse_dtype
 
 MEASURES = ("memory", "speed")
 HF_KEY = "hf/kvcache"
@@ -128,7 +128,7 @@ class BenchSpec:
         if self.measure not in MEASURES:
             raise ConfigError("measure", f"unknown measure {self.measure!r}; choose {MEASURES}")
         check_device(self.device)
-        parse_dtype(self.dtype)
+        self.dtype = dtype_name(self.dtype)  # torch's long names become the short ones
         if not self.modes:
             raise ConfigError("modes", "no modes to measure")
         for key in self.modes:

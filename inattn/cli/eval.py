@@ -17,9 +17,10 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from inattn.cli.app import run_app
 from inattn.errors import ConfigError, DataError
+from inattn.units import dtype_name
 
 DEVICES = ("auto", "cpu", "cuda")
-DTYPES = ("float32", "bfloat16", "float16")
+DTYPES = ("fp32", "bf16", "fp16")  # what the harness runs in (inattn.units names them)
 RESULTS = "eval.json"
 
 
@@ -65,8 +66,7 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError("batch_size", f"must be an integer >= 1, got {cfg.batch_size!r}")
     if cfg.device not in DEVICES:
         raise ConfigError("device", f"unknown device {cfg.device!r}; choose one of {DEVICES}")
-    if cfg.dtype not in DTYPES:
-        raise ConfigError("dtype", f"unknown dtype {cfg.dtype!r}; choose one of {DTYPES}")
+    dtype_name(cfg.dtype, choices=DTYPES)
     if cfg.logger.mode not in ("offline", "online", "disabled"):
         raise ConfigError(
             "logger.mode", f"choose offline, online or disabled, got {cfg.logger.mode!r}"

@@ -18,9 +18,8 @@ from omegaconf import DictConfig
 from inattn.cli.app import run_app
 from inattn.config import check_integer
 from inattn.errors import ConfigError, DataError
+from inattn.units import dtype_name, parse_dtype
 
-CACHES = {"state": "state", "kv": "kvcache", "sdpa": "sdpa", "naive": "naive"}  # -> mode
-DTYPES = ("float32", "bfloat16", "float16", "float64")
 DEVICES = ("auto", "cpu", "cuda")
 EOT = "<|endoftext|>"  # the document separator of inattn's tokenizers
 
@@ -62,23 +61,28 @@ class TextStream:
 # ----------------------------------------------------------------------------- checks
 
 
+def check_cache(cache: Any) -> None:
+    """`cache` is null or the name of an inference mode (state, kvcache, sdpa, naive)."""
+    from inattn.inference import MODES
+
+    if cache is not None and cache not in MODES:
+        raise ConfigError("cache", f"unknown cache {cache!r}; choose one of {tuple(MODES)}")
+
+
 def cache_mode(cache: str | None, arch: str) -> str:
-    """The inference mode for `cache` (None: the arch's lowest-memory mode), checked."""
+    """The inference mode `cache` names (None: the arch's lowest-memory mode), checked."""
     from inattn.inference import DEFAULT_MODE, modes_for
 
     if cache is None:
         return DEFAULT_MODE[arch]
-    if cache not in CACHES:
-        raise ConfigError("cache", f"unknown cache {cache!r}; choose one of {tuple(CACHES)}")
-    mode = CACHES[cache]
-    if mode not in modes_for(arch):
-        choices = [name for name, m in CACHES.items() if m in modes_for(arch)]
+    check_cache(cache)
+    if cache not in modes_for(arch):
         raise ConfigError(
             "cache",
             f"cache={cache} needs an InAttention checkpoint; this one is {arch}: "
-            f"choose one of {choices}",
+            f"choose one of {modes_for(arch)}",
         )
-    return mode
+    return cache
 
 
 def validate(cfg: DictConfig) -> None:
@@ -99,10 +103,8 @@ def validate(cfg: DictConfig) -> None:
     seed = cfg.seed
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
         raise ConfigError("seed", f"seed must be an integer or null, got {seed!r}")
-    if cfg.cache is not None and cfg.cache not in CACHES:
-        raise ConfigError("cache", f"unknown cache {cfg.cache!r}; choose one of {tuple(CACHES)}")
-    if cfg.dtype not in DTYPES:
-        raise ConfigError("dtype", f"unknown dtype {cfg.dtype!r}; choose one of {DTYPES}")
+    check_cache(cfg.cache)
+    dtype_name(cfg.dtype)
     if cfg.device not in DEVICES:
         raise ConfigError("device", f"unknown device {cfg.device!r}; choose one of {DEVICES}")
     if cfg.device == "cuda":
@@ -201,7 +203,7 @@ def summary(run: Run, cfg: DictConfig, model: Any, mode: str, device: str) -> st
     return (
         f"generated {run.tokens} tokens ({cfg.batch} x up to {run.steps}) in {run.seconds:.2f} s: "
         f"{rate:.1f} tokens/s{first}; cache {mode}: {human_bytes(held)} ({per_token} B per "
-        f"position and sample); {arch_text(model.cfg)} model on {device} in {cfg.dtype}"
+        f"position and sample); {arch_text(model.cfg)} model on {device} in {dtype_name(cfg.dtype)}"
     )
 
 
@@ -225,7 +227,7 @@ def task(cfg: DictConfig, out: TextIO | None = None, err: TextIO | None = None) 
     device = cfg.device
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    model = loaded.model.to(device=device, dtype=getattr(torch, cfg.dtype))
+    model = loaded.model.to(device=device, dtype=parse_dtype(cfg.dtype))
     run = sample(cfg, model, loaded.tokenizer, mode, out or sys.stdout)
     print(summary(run, cfg, model, mode, device), file=err or sys.stderr)
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from inattn.bench.measure import memory_point
 from inattn.inference.common import DEFAULT_CHUNK
-from inattn.memory import fake_module, parse_dtype
+from inattn.memory import fake_module
 from inattn.model import GPT, GPTConfig
+from inattn.units import parse_dtype
 
 
 def inference_peak(cfg: GPTConfig, T: int, mode: str, dtype: str = "fp32") -> int:

@@ -27,11 +27,10 @@ from inattn.errors import UserError
 from inattn.experiments import record
 from inattn.experiments.writeup import log_summary_run, new_figure, save_figure
 from inattn.inference.common import DEFAULT_CHUNK
-from inattn.units import MiB
+from inattn.units import MiB, parse_dtype
 from inattn.verdicts import HELD, NOT_HELD
 
 NAME = "vram"
-DTYPE_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2, "fp64": 8}
 TOKEN_ID_BYTES = 8  # the state path also keeps the context's int64 token ids
 EXPECTED = {"naive": "~2", "sdpa": "~1", "kvcache": "~1", "state": "~1 (lowest)"}
 
@@ -139,7 +138,7 @@ def claim_a(design: Mapping[str, Any], d_model: int, rows: Sequence[Mapping]) ->
         for k, pts in routes.items()
     }
     state = routes["inattn/state"]
-    expected = d_model * DTYPE_BYTES[design["dtype"]] + TOKEN_ID_BYTES
+    expected = d_model * parse_dtype(design["dtype"]).itemsize + TOKEN_ID_BYTES
     growth = growth_per_token(state)
     longest = max(p["eval_context"] for p in state)
     peaks = {k: pts[-1]["memory_bytes"] for k, pts in routes.items()

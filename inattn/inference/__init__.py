@@ -1,12 +1,13 @@
 """Next-token logits, caches, sampling and generation for dense and InAttention GPTs.
 
-Every path reuses the model's own pieces (`embed`, `norm_x0`, the blocks' norms, projections and
-MLPs, `logits`, the position helpers) and must give the logits of the plain full forward.
+Every path reuses the model's own pieces (`embed`, `norm_x0`, each block's `project` or `query`
+before its attention and `finish` after it, `logits`, the position helpers) and differs from the
+plain full forward only in how it attends; it must give the same logits.
 
     state.py     InAttention's O(T x d) path: S = N(x0), absorbed projections, online softmax
     kvcache.py   per-layer key/value caches (dense, and InAttention's speed-over-memory option)
     chunk_attention.py  a chunk of queries over the cache so far: the mask as an O(c + T) view
-    full.py      no cache: the plain forward (`sdpa`) and the quadratic baseline (`naive`)
+    full.py      no cache: the model's forward, fused (`sdpa`) or with its naive attention
     modes.py     the registry and the uniform prefill / decode_step API
     sampling.py  greedy, temperature, top-k, top-p
     generate.py  generation over any mode

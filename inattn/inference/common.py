@@ -66,15 +66,3 @@ def rope_tables(
     if model.cfg.position != "rope":
         return None
     return rope_cos_sin(model.cfg, torch.arange(start, end, device=device), dtype)
-
-
-def heads(x: torch.Tensor, n_head: int) -> torch.Tensor:
-    """(B, T, d) -> (B, H, T, hd)."""
-    B, T, d = x.shape
-    return x.view(B, T, n_head, d // n_head).transpose(1, 2)
-
-
-def merge_heads(y: torch.Tensor) -> torch.Tensor:
-    """(B, H, T, hd) -> (B, T, d)."""
-    B, H, T, hd = y.shape
-    return y.transpose(1, 2).reshape(B, T, H * hd)

@@ -2,7 +2,8 @@
 
 `sdpa` is the plain full forward (`model(idx, last_only=True)`), fused attention and linear
 memory. `naive` is the paper's quadratic baseline: the same forward with the H x T x T score
-matrix of every layer materialised and an explicit softmax, as eager attention does.
+matrix of every layer materialised and an explicit softmax, as eager attention does (the
+model's `naive` branch).
 """
 
 from __future__ import annotations
@@ -11,8 +12,8 @@ from dataclasses import dataclass
 
 import torch
 
-from inattn.inference.common import check_prompt, heads, merge_heads
-from inattn.model import GPT, apply_rope
+from inattn.inference.common import check_prompt
+from inattn.model import GPT
 
 
 @dataclass
@@ -34,31 +35,7 @@ def sdpa_logits(model: GPT, idx: torch.Tensor) -> torch.Tensor:
 
 def naive_logits(model: GPT, idx: torch.Tensor) -> torch.Tensor:
     """Next-token logits (B, vocab) with explicit (B, H, T, T) scores at every layer."""
-    cfg = model.cfg
-    T, H, Hkv = idx.shape[1], cfg.n_head, cfg.kv_heads
-    x0 = model.embed(idx)  # (B, T, d)
-    rope, bias = model.position_context(T, idx.device, x0.dtype)
-    if bias is None:  # plain causal mask: -inf above the diagonal, (T, T)
-        bias = torch.full((T, T), float("-inf"), dtype=x0.dtype, device=idx.device).triu(1)
-    kvs = model.inattn_kv(x0) if cfg.arch == "inattn" else None
-    h, kv = x0, None
-    for i, block in enumerate(model.blocks):
-        if kvs is not None:  # InAttention: projected from N(x0) by the model
-            kv = kvs[i]
-        elif block.attn.makes_kv:  # dense: from this layer's own input (then reused, CLA)
-            kv = None
-        q, k, v = block.attn.project(block.ln1(h), kv)
-        kv = (k, v)
-        q, k, v = heads(q, H), heads(k, Hkv), heads(v, Hkv)  # (B, H or Hkv, T, hd)
-        if rope is not None:
-            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
-        if Hkv != H:  # GQA: query head h reads K/V head h // (H / Hkv); O(T d), beside O(T^2)
-            k, v = k.repeat_interleave(H // Hkv, dim=1), v.repeat_interleave(H // Hkv, dim=1)
-        scores = q @ k.transpose(-2, -1) * cfg.head_dim**-0.5 + bias  # (B, H, T, T)
-        y = torch.softmax(scores, dim=-1) @ v  # (B, H, T, hd)
-        h = h + block.attn.proj(merge_heads(y))
-        h = h + block.mlp(block.ln2(h))
-    return model.logits(h[:, -1])  # (B, vocab)
+    return model(idx, last_only=True, naive=True)[:, -1]
 
 
 RECOMPUTE = {"naive": naive_logits, "sdpa": sdpa_logits}

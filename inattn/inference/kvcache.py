@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from inattn.inference.chunk_attention import attend, reversed_mask
 from inattn.inference.common import (
@@ -29,12 +28,10 @@ from inattn.inference.common import (
     check_prompt,
     chunks,
     ensure_capacity,
-    heads,
-    merge_heads,
     model_dtype,
     rope_tables,
 )
-from inattn.model import GPT, apply_rope
+from inattn.model import GPT, Block, apply_rope, merge_heads, split_heads
 
 
 @dataclass
@@ -93,7 +90,7 @@ def _write_inattn_kv(model: GPT, cache: KVCache, x0: torch.Tensor, start: int) -
     s = model.norm_x0(x0)  # (B, n, d)
     rope = rope_tables(model, start, start + x0.shape[1], x0.device, x0.dtype)
     for layer, block in enumerate(model.blocks):
-        k, v = (heads(t, H) for t in F.linear(s, *block.attn.kv_weight()).split(d, dim=-1))
+        k, v = (split_heads(t, H) for t in F.linear(s, *block.attn.kv_weight()).split(d, dim=-1))
         if rope is not None:
             k = apply_rope(k, *rope)  # (B, H, n, hd)
         cache.write(layer, start, k, v)
@@ -101,7 +98,7 @@ def _write_inattn_kv(model: GPT, cache: KVCache, x0: torch.Tensor, start: int) -
 
 def _queries_and_kv(
     model: GPT,
-    block: nn.Module,
+    block: Block,
     h: torch.Tensor,
     rope: tuple[torch.Tensor, torch.Tensor] | None,
     cache: KVCache,
@@ -114,25 +111,23 @@ def _queries_and_kv(
     those positions; InAttention's and the other layers' were stored beforehand.
     """
     cfg = model.cfg
-    a = block.ln1(h)
     if cfg.arch == "dense" and block.attn.makes_kv:
-        q, k, v = block.attn.project(a, None)  # (B, n, d), (B, n, kv_dim) x 2
-        k, v = heads(k, cfg.kv_heads), heads(v, cfg.kv_heads)  # (B, kv_heads, n, hd)
+        q, k, v = block.project(h)  # (B, n, d), (B, n, kv_dim) x 2
+        k, v = split_heads(k, cfg.kv_heads), split_heads(v, cfg.kv_heads)  # (B, kv_heads, n, hd)
         if rope is not None:
             k = apply_rope(k, *rope)
         cache.write(cfg.kv_group(layer), start, k, v)
     else:
-        q = F.linear(a, *block.attn.q_weight())
-    q = heads(q, cfg.n_head)  # (B, H, n, hd)
+        q = block.query(h)  # (B, n, d)
+    q = split_heads(q, cfg.n_head)  # (B, H, n, hd)
     return q if rope is None else apply_rope(q, *rope)
 
 
 def _attend_block(
-    block: nn.Module, h: torch.Tensor, q: torch.Tensor, kv: tuple, mask: torch.Tensor | None
+    block: Block, h: torch.Tensor, q: torch.Tensor, kv: tuple, mask: torch.Tensor | None
 ) -> torch.Tensor:
     """The rest of a block for the last positions h (B, n, d), whose queries q are given."""
-    h = h + block.attn.proj(merge_heads(attend(q, *kv, mask)))
-    return h + block.mlp(block.ln2(h))
+    return block.finish(h, merge_heads(attend(q, *kv, mask)))
 
 
 def _position_logits(model: GPT, x0: torch.Tensor, cache: KVCache, pos: int) -> torch.Tensor:

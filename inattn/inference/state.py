@@ -25,7 +25,6 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from inattn.errors import ConfigError
 from inattn.inference.common import (
@@ -37,7 +36,7 @@ from inattn.inference.common import (
     model_dtype,
     rope_tables,
 )
-from inattn.model import GPT, apply_rope
+from inattn.model import GPT, Block, apply_rope
 
 
 @dataclass
@@ -80,12 +79,12 @@ def build_state(
 
 
 def absorbed_attention(
-    model: GPT, block: nn.Module, a: torch.Tensor, s: torch.Tensor, chunk: int | None
+    model: GPT, block: Block, q: torch.Tensor, s: torch.Tensor, chunk: int | None
 ) -> torch.Tensor:
     """One layer's attention for one query per sequence, before W_o: (B, d).
 
-    a: (B, d) the query position's LN1 output; s: (B, n, d) the rows of S for positions 0..n-1,
-    the query being position n - 1 (causal: it sees every row).
+    q: (B, d) the query position's `block.query`; s: (B, n, d) the rows of S for positions
+    0..n-1, the query being position n - 1 (causal: it sees every row).
     """
     cfg = model.cfg
     B, n, d = s.shape
@@ -96,7 +95,7 @@ def absorbed_attention(
     w_k, w_v = w_kv[:d], w_kv[d:]
     b_k, b_v = (None, None) if b_kv is None else (b_kv[:d], b_kv[d:])
 
-    q = F.linear(a, *block.attn.q_weight()).view(B, H, hd) * hd**-0.5  # (B, H, hd), sdpa's scale
+    q = q.view(B, H, hd) * hd**-0.5  # (B, H, hd), sdpa's scale
     rope = rope_tables(model, pos, n, s.device, s.dtype)
     if rope is not None:
         q = apply_rope(q, *rope)  # keys are rotated per chunk below: no absorption for them
@@ -138,8 +137,7 @@ def position_logits(model: GPT, x0: torch.Tensor, state: InAttentionState) -> to
     s = state.filled
     h = x0  # (B, d)
     for block in model.blocks:
-        h = h + block.attn.proj(absorbed_attention(model, block, block.ln1(h), s, state.chunk))
-        h = h + block.mlp(block.ln2(h))
+        h = block.finish(h, absorbed_attention(model, block, block.query(h), s, state.chunk))
     return model.logits(h)  # (B, vocab)
 
 
