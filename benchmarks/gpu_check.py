@@ -51,7 +51,7 @@ from inattn.bench.runners import HFRunner, build_hf_gpt2, hf_available
 from inattn.inference import modes_for
 from inattn.memory import parse_dtype
 from inattn.model import GPT, GPTConfig
-from inattn.run_info import git_revision, machine
+from inattn.reporting.provenance import field_lines, git_revision, machine
 from inattn.units import MiB
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -326,8 +326,7 @@ def summary(
     passed = done and agreed and not errors
     status = "done" if done else f"running: {len(parts)} of {planned} grids done"
     fields = {**header, "wall time": f"{seconds / 60:.1f} min", "status": status}
-    width = max(len(k) for k in fields) + 2
-    lines = [f"{k + ':':<{width}}{v}" for k, v in fields.items()]
+    lines = field_lines(fields)
     lines += ["", "== memory: tracker peak vs CUDA allocator peak", "", *agree]
     if memory:
         lines += ["", table_text(memory, memory_fits(memory, 0.5))]

@@ -42,7 +42,7 @@ import torch
 
 from inattn.bench import BenchSpec, Fit, Row, run_bench
 from inattn.bench.runners import hf_available
-from inattn.run_info import BenchmarkRun
+from inattn.reporting.provenance import BenchmarkRun
 from inattn.units import MiB, human_bytes
 
 PARTS = ("memory", "ttft", "decode")

@@ -38,7 +38,7 @@ from torch import nn
 
 from inattn.bench.runners import build_hf_gpt2
 from inattn.model import GPT, GPTConfig
-from inattn.run_info import BenchmarkRun
+from inattn.reporting.provenance import BenchmarkRun
 
 REPO = Path(__file__).resolve().parent.parent
 HF = "hf-gpt2"

@@ -35,8 +35,9 @@ from inattn.lit import LitGPT
 from inattn.loggers import StepLog, build_loggers, finish_loggers, wandb_run_id
 from inattn.model import GPTConfig
 from inattn.pretrained import LoadedModel
+from inattn.reporting.provenance import git_revision
 from inattn.resume import RunState, check_resume, find_resume, read_checkpoint
-from inattn.run_info import METRICS_FILE, git_revision, read_metrics, write_json_atomic
+from inattn.run_info import METRICS_FILE, read_metrics, write_json_atomic
 
 
 def resolve_precision(precision: str, accelerator: str) -> str:

@@ -35,9 +35,12 @@ from inattn.experiments.budget import largest_fitting
 from inattn.experiments.evaluate import eval_sets, evaluate_at, log2_buckets
 from inattn.experiments.memory import inference_peak
 from inattn.experiments.sweep import compose_train, run_sweep
-from inattn.experiments.writeup import log_summary_run, new_figure, save_figure
 from inattn.model import GPT
 from inattn.pretrained import load_model
+from inattn.reporting.figures import new_figure, save_figure
+from inattn.reporting.markdown import write_report
+from inattn.reporting.provenance import finish
+from inattn.reporting.wandb_log import log_report
 from inattn.units import MiB, human_bytes, parse_budget
 from inattn.verdicts import mean, sd
 
@@ -238,10 +241,10 @@ def run(cfg: DictConfig, launcher: str | None) -> Path | None:
     record.write_rows(out / record.POSITIONS_FILE, positions, record.POSITION_COLUMNS)
     record.write_design(
         out,
-        {"experiment": NAME, "design": design, "plan": pl, "provenance": record.finish(prov)},
+        {"experiment": NAME, "design": design, "plan": pl, "provenance": finish(prov)},
     )
     report = render(out)
-    log_summary_run(out, {"runs": rows})
+    log_report(out, {"runs": rows})
     return report
 
 
@@ -362,7 +365,6 @@ RULES = (
 
 def render(folder: Path) -> Path:
     """report.md and plots from design.json, runs.csv and positions.csv alone."""
-    from inattn.experiments.writeup import write_rendered
 
     folder = Path(folder)
     saved, rows, positions = record.load(folder)
@@ -381,7 +383,7 @@ def render(folder: Path) -> Path:
         "![loss by position](loss_by_position.png)",
         "## Every trained configuration\n" + grid_table(rows),
     ]
-    return write_rendered(
+    return write_report(
         folder / "report.md",
         "Equal memory: InAttention vs the dense K/V-cache family",
         sections,

@@ -33,11 +33,14 @@ from inattn.experiments import record
 from inattn.experiments.copy_probe import copy_probe
 from inattn.experiments.evaluate import eval_sets, evaluate_at, log2_buckets
 from inattn.experiments.sweep import run_sweep
-from inattn.experiments.writeup import log_summary_run, new_figure, save_figure
 from inattn.inference.generate import generate
 from inattn.passkey import passkey_accuracy
 from inattn.positions import extend_context
 from inattn.pretrained import load_model
+from inattn.reporting.figures import new_figure, save_figure
+from inattn.reporting.markdown import write_report
+from inattn.reporting.provenance import finish
+from inattn.reporting.wandb_log import log_report
 from inattn.verdicts import combine, mean, paired_by_seed, verdict
 
 NAME = "finetune"
@@ -121,11 +124,9 @@ def run(cfg: DictConfig, launcher: str | None) -> Path | None:
     rows, positions = evaluate_all(design, metrics, cfg.paths.cache)
     record.write_rows(out / record.RUNS_FILE, rows, record.RUN_COLUMNS)
     record.write_rows(out / record.POSITIONS_FILE, positions, record.POSITION_COLUMNS)
-    record.write_design(
-        out, {"experiment": NAME, "design": design, "provenance": record.finish(prov)}
-    )
+    record.write_design(out, {"experiment": NAME, "design": design, "provenance": finish(prov)})
     report = render(out)
-    log_summary_run(out, {"runs": rows})
+    log_report(out, {"runs": rows})
     return report
 
 
@@ -254,7 +255,6 @@ def verdicts(design: Mapping[str, Any], rows: Sequence[Mapping]) -> dict[str, di
 
 def render(folder: Path) -> Path:
     """report.md and plots from design.json, runs.csv and positions.csv alone."""
-    from inattn.experiments.writeup import write_rendered
 
     folder = Path(folder)
     saved, rows, positions = record.load(folder)
@@ -272,7 +272,7 @@ def render(folder: Path) -> Path:
         "second)\n" + probe_table(design, rows),
         "![loss by position](loss_by_position.png)",
     ]
-    return write_rendered(
+    return write_report(
         folder / "report.md", "Fine-tuning to a longer context", sections, saved["provenance"]
     )
 

@@ -14,19 +14,16 @@ for byte apart from the line that dates the rendering.
 from __future__ import annotations
 
 import csv
-import datetime
 import io
 import json
-import os
-import shlex
-import sys
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from inattn.errors import DataError
-from inattn.run_info import git_revision, machine, write_atomic
+from inattn.reporting.provenance import command_line
+from inattn.reporting.provenance import start as prov_start
+from inattn.run_info import write_atomic
 
 DESIGN_FILE, RUNS_FILE, POSITIONS_FILE = "design.json", "runs.csv", "positions.csv"
 
@@ -49,25 +46,9 @@ RUN_COLUMNS = (
 POSITION_COLUMNS = ("route", "variant", "size", "seed", "first", "last", "loss")
 
 
-def provenance(command: Sequence[str] | None = None) -> dict[str, Any]:
-    """Read at the start of an experiment: the code's revision (`-dirty` if changed), command."""
-    return {
-        "revision": git_revision(),
-        "command": shlex.join(command or ["inattn-reproduce", *sys.argv[1:]]),
-        "machine": machine(),
-        "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "load_average_start": round(os.getloadavg()[0], 2),
-        "clock_start": time.time(),
-    }
-
-
-def finish(prov: dict[str, Any]) -> dict[str, Any]:
-    """Provenance completed at the end: wall time and load."""
-    return {
-        **{k: v for k, v in prov.items() if k != "clock_start"},
-        "wall_minutes": round((time.time() - prov["clock_start"]) / 60, 2),
-        "load_average_end": round(os.getloadavg()[0], 2),
-    }
+def provenance() -> dict[str, Any]:
+    """Read as an experiment starts: revision, machine, clock, the `inattn-reproduce` command."""
+    return prov_start(command_line("inattn-reproduce"))
 
 
 def write_design(folder: Path, design: Mapping[str, Any]) -> None:

@@ -27,9 +27,12 @@ from inattn.compute import training_flops
 from inattn.experiments import record
 from inattn.experiments.evaluate import eval_sets, evaluate_at
 from inattn.experiments.sweep import run_sweep
-from inattn.experiments.writeup import log_summary_run, new_figure, save_figure, write_rendered
 from inattn.init_from import convert_arch
 from inattn.pretrained import load_model
+from inattn.reporting.figures import new_figure, save_figure
+from inattn.reporting.markdown import write_report
+from inattn.reporting.provenance import finish
+from inattn.reporting.wandb_log import log_report
 from inattn.verdicts import combine, mean, paired_by_seed, verdict
 
 NAME = "uptrain"
@@ -107,11 +110,9 @@ def run(cfg: DictConfig, launcher: str | None) -> Path | None:
         metrics[f"scratch-{f:g}"] = sweep(f"scratch-{f:g}", "inattn", design["source_steps"] + n)
     rows = evaluate_all(design, metrics, cfg.paths.cache)
     record.write_rows(out / record.RUNS_FILE, rows, record.RUN_COLUMNS)
-    record.write_design(
-        out, {"experiment": NAME, "design": design, "provenance": record.finish(prov)}
-    )
+    record.write_design(out, {"experiment": NAME, "design": design, "provenance": finish(prov)})
     report = render(out)
-    log_summary_run(out, {"runs": rows})
+    log_report(out, {"runs": rows})
     return report
 
 
@@ -236,7 +237,7 @@ def render(folder: Path) -> Path:
         "## Results (mean over seeds)\n" + "\n".join(lines),
         "![loss vs fine-tuning fraction](loss_vs_fraction.png)",
     ]
-    return write_rendered(
+    return write_report(
         folder / "report.md",
         "Uptraining a dense model into InAttention",
         sections,

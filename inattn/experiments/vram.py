@@ -25,7 +25,10 @@ from omegaconf import DictConfig, OmegaConf
 from inattn.bench.fit import fit_exponent
 from inattn.errors import UserError
 from inattn.experiments import record
-from inattn.experiments.writeup import log_summary_run, new_figure, save_figure
+from inattn.reporting.figures import log_log_axes, new_figure, save_figure
+from inattn.reporting.markdown import write_report
+from inattn.reporting.provenance import finish
+from inattn.reporting.wandb_log import log_report
 from inattn.units import MiB
 from inattn.verdicts import HELD, NOT_HELD
 
@@ -71,10 +74,10 @@ def run(cfg: DictConfig, launcher: str | None) -> Path | None:
     record.write_rows(out / record.RUNS_FILE, rows_from(results), record.RUN_COLUMNS)
     spec = results["spec"]
     plan = {"sizes": spec["sizes"], "modes": spec["modes"], "model": spec["model"]}
-    saved = {"experiment": NAME, "design": design, "plan": plan, "provenance": record.finish(prov)}
+    saved = {"experiment": NAME, "design": design, "plan": plan, "provenance": finish(prov)}
     record.write_design(out, saved)
     report = render(out)
-    log_summary_run(out, {"runs": rows_from(results)})
+    log_report(out, {"runs": rows_from(results)})
     return report
 
 
@@ -163,7 +166,6 @@ def claim_a(design: Mapping[str, Any], d_model: int, rows: Sequence[Mapping]) ->
 
 def render(folder: Path) -> Path:
     """report.md and the plot from design.json and runs.csv alone."""
-    from inattn.experiments.writeup import write_rendered
 
     folder = Path(folder)
     saved = record.read_design(folder)
@@ -217,7 +219,7 @@ def render(folder: Path) -> Path:
         "![memory vs context](memory_vs_context.png)",
         "Raw data: `runs.csv` (every mode at every T); the benchmark's own output in `bench/`.",
     ]
-    return write_rendered(folder / "report.md", "Memory vs context", sections, saved["provenance"])
+    return write_report(folder / "report.md", "Memory vs context", sections, saved["provenance"])
 
 
 def plot(rows: Sequence[Mapping[str, Any]], a: Mapping[str, Any], path: Path) -> None:
@@ -227,9 +229,6 @@ def plot(rows: Sequence[Mapping[str, Any]], a: Mapping[str, Any], path: Path) ->
         label = key if fit is None else f"{key} (T^{fit:.2f})"
         ax.plot([p["eval_context"] for p in pts], [p["memory_bytes"] / MiB for p in pts],
                 marker="o", label=label)  # fmt: skip
-    ax.set_xscale("log", base=2)
-    ax.set_yscale("log")
-    ax.set_xlabel("context length T")
-    ax.set_ylabel("peak inference memory (MiB, weights included)")
+    log_log_axes(ax, "context length T", "peak inference memory (MiB, weights included)")
     ax.set_title("inference memory against context")
     save_figure(fig, [ax], path)
