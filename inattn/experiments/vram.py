@@ -23,6 +23,12 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from inattn.bench.fit import fit_exponent
+from inattn.claims import (
+    expected_state_growth,
+    exponent_in_band,
+    growth_matches,
+    growth_per_token,
+)
 from inattn.errors import UserError
 from inattn.experiments import record
 from inattn.reporting.figures import log_log_axes, new_figure, save_figure
@@ -33,8 +39,6 @@ from inattn.units import MiB
 from inattn.verdicts import HELD, NOT_HELD
 
 NAME = "vram"
-DTYPE_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2, "fp64": 8}
-TOKEN_ID_BYTES = 8  # the state path also keeps the context's int64 token ids
 EXPECTED = {"naive": "~2", "sdpa": "~1", "kvcache": "~1", "state": "~1 (lowest)"}
 
 
@@ -119,10 +123,11 @@ def by_route(rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Mapping[str, A
     return out
 
 
-def growth_per_token(points: Sequence[Mapping[str, Any]]) -> float:
-    """Peak difference over context difference between the two longest contexts."""
-    (a, b) = points[-2:]
-    return (b["memory_bytes"] - a["memory_bytes"]) / (b["eval_context"] - a["eval_context"])
+def growth_of(points: Sequence[Mapping[str, Any]]) -> float:
+    """Peak bytes added per token between the two longest contexts of one route."""
+    return growth_per_token(
+        [p["eval_context"] for p in points], [p["memory_bytes"] for p in points]
+    )
 
 
 def claim_a(design: Mapping[str, Any], d_model: int, rows: Sequence[Mapping]) -> dict[str, Any]:
@@ -138,22 +143,21 @@ def claim_a(design: Mapping[str, Any], d_model: int, rows: Sequence[Mapping]) ->
         for k, pts in routes.items()
     }
     state = routes["inattn/state"]
-    expected = d_model * DTYPE_BYTES[design["dtype"]] + TOKEN_ID_BYTES
-    growth = growth_per_token(state)
+    expected = expected_state_growth(d_model, design["dtype"])
+    growth = growth_of(state)
     longest = max(p["eval_context"] for p in state)
     peaks = {k: pts[-1]["memory_bytes"] for k, pts in routes.items()
              if pts[-1]["eval_context"] == longest}  # fmt: skip
-    low, high = claim["exponent_band"]
     checks = {
-        "growth": abs(growth / expected - 1) <= claim["growth_tolerance"],
-        "exponent": fits["inattn/state"] is not None and low <= fits["inattn/state"] <= high,
+        "growth": growth_matches(growth, expected, claim["growth_tolerance"]),
+        "exponent": exponent_in_band(fits["inattn/state"], claim["exponent_band"]),
         "lowest": min(peaks, key=peaks.get) == "inattn/state",
     }
     return {
         "fits": fits,
         "growth": growth,
         "expected_growth": expected,
-        "growth_by_route": {k: growth_per_token(p) for k, p in routes.items() if len(p) > 1},
+        "growth_by_route": {k: growth_of(p) for k, p in routes.items() if len(p) > 1},
         "peaks": peaks,
         "longest": longest,
         "checks": checks,
