@@ -20,10 +20,10 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from inattn.context_extension import extend_context
 from inattn.errors import ConfigError
 from inattn.hf_folder import HFCheckpoint, is_model_folder, open_folder, resolve, tokenizer_file
 from inattn.model import GPT, GPTConfig
-from inattn.positions import extend_context
 from inattn.pretrained import LoadedModel, load_model
 
 SHAPE = (

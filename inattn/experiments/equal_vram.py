@@ -31,9 +31,8 @@ from inattn.config import model_config
 from inattn.data.build import build_data
 from inattn.errors import ConfigError
 from inattn.experiments import record
-from inattn.experiments.budget import largest_fitting
+from inattn.experiments.budget import inference_peak, largest_fitting
 from inattn.experiments.evaluate import eval_sets, evaluate_at, log2_buckets
-from inattn.experiments.memory import inference_peak
 from inattn.experiments.sweep import compose_train, run_sweep
 from inattn.model import GPT
 from inattn.pretrained import load_model

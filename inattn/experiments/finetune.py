@@ -29,13 +29,13 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from inattn.compute import training_flops
+from inattn.context_extension import extend_context
 from inattn.experiments import record
 from inattn.experiments.copy_probe import copy_probe
 from inattn.experiments.evaluate import eval_sets, evaluate_at, log2_buckets
 from inattn.experiments.sweep import run_sweep
 from inattn.inference.generate import generate
 from inattn.passkey import passkey_accuracy
-from inattn.positions import extend_context
 from inattn.pretrained import load_model
 from inattn.reporting.figures import new_figure, save_figure
 from inattn.reporting.markdown import write_report
