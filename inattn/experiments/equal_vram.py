@@ -30,16 +30,13 @@ from inattn.compute import flops_per_token, training_flops
 from inattn.config import model_config
 from inattn.data.build import build_data
 from inattn.errors import ConfigError
-from inattn.experiments import record
 from inattn.experiments.budget import inference_peak, largest_fitting
 from inattn.experiments.evaluate import eval_sets, evaluate_at, log2_buckets
+from inattn.experiments.frame import conclude, provenance, read_back, underway
 from inattn.experiments.sweep import compose_train, run_sweep
 from inattn.model import GPT
 from inattn.pretrained import load_model
 from inattn.reporting.figures import new_figure, save_figure
-from inattn.reporting.markdown import write_report
-from inattn.reporting.provenance import finish
-from inattn.reporting.wandb_log import log_report
 from inattn.units import MiB, human_bytes, parse_budget
 from inattn.verdicts import mean, sd
 
@@ -213,9 +210,8 @@ def runs_to_train(
 
 
 def run(cfg: DictConfig, launcher: str | None) -> Path | None:
-    prov = record.provenance()
+    prov = provenance()
     design = design_from(cfg)
-    out = Path(cfg.report_dir) / NAME
     pl = plan(design, cfg.paths.cache)
     print(plan_text(design, pl), flush=True)
     if cfg.dry_run:
@@ -223,9 +219,8 @@ def run(cfg: DictConfig, launcher: str | None) -> Path | None:
 
         print_estimate(design, pl, cfg.preset.get("gpu"))
         return None
-    out.mkdir(parents=True, exist_ok=True)
-    record.write_design(out, {"experiment": NAME, "design": design, "plan": pl, "provenance": prov})
-    runs_dir = Path(cfg.runs_dir) / NAME
+    run = underway(cfg, NAME, design, prov, {"plan": pl})
+    runs_dir = run.runs_dir
     metrics = []
     for job in sweeps(pl["runs"]):
         metrics += run_sweep(
@@ -236,15 +231,7 @@ def run(cfg: DictConfig, launcher: str | None) -> Path | None:
             root=Path(cfg.paths.root),
         )
     rows, positions = evaluate_runs(design, pl, metrics, cfg.paths.cache)
-    record.write_rows(out / record.RUNS_FILE, rows, record.RUN_COLUMNS)
-    record.write_rows(out / record.POSITIONS_FILE, positions, record.POSITION_COLUMNS)
-    record.write_design(
-        out,
-        {"experiment": NAME, "design": design, "plan": pl, "provenance": finish(prov)},
-    )
-    report = render(out)
-    log_report(out, {"runs": rows})
-    return report
+    return conclude(run, rows, render, positions)
 
 
 def sweeps(runs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -364,14 +351,13 @@ RULES = (
 
 def render(folder: Path) -> Path:
     """report.md and plots from design.json, runs.csv and positions.csv alone."""
-
-    folder = Path(folder)
-    saved, rows, positions = record.load(folder)
-    design, pl = saved["design"], saved["plan"]
+    written = read_back(folder)
+    folder, rows = written.folder, written.rows
+    design, pl = written.design, written.saved["plan"]
     v = verdicts(design, pl, rows)
     plot_frontiers(design, pl, rows, folder / "loss_vs_memory.png")
     plot_compute(rows, folder / "loss_vs_flops.png")
-    plot_positions(design, pl, positions, folder / "loss_by_position.png")
+    plot_positions(design, pl, written.positions, folder / "loss_by_position.png")
     sections = [
         "## Claims\n" + "\n".join(f"- {CLAIMS[k]}" for k in CLAIMS if k != "memory"),
         "## Verdicts\n" + verdict_text(v),
@@ -382,12 +368,7 @@ def render(folder: Path) -> Path:
         "![loss by position](loss_by_position.png)",
         "## Every trained configuration\n" + grid_table(rows),
     ]
-    return write_report(
-        folder / "report.md",
-        "Equal memory: InAttention vs the dense K/V-cache family",
-        sections,
-        saved["provenance"],
-    )
+    return written.report("Equal memory: InAttention vs the dense K/V-cache family", sections)
 
 
 def verdict_text(v: Mapping[str, Any]) -> str:

@@ -26,34 +26,22 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from inattn.compute import training_flops
 from inattn.context_extension import extend_context
-from inattn.experiments import record
 from inattn.experiments.copy_probe import copy_probe
 from inattn.experiments.evaluate import eval_sets, evaluate_at, log2_buckets
+from inattn.experiments.frame import SUBDIR, begin, conclude, preset_design, read_back
 from inattn.experiments.sweep import run_sweep
 from inattn.inference.generate import generate
 from inattn.passkey import passkey_accuracy
 from inattn.pretrained import load_model
 from inattn.reporting.figures import new_figure, save_figure
-from inattn.reporting.markdown import write_report
-from inattn.reporting.provenance import finish
-from inattn.reporting.wandb_log import log_report
 from inattn.verdicts import combine, mean, paired_by_seed, verdict
 
 NAME = "finetune"
 ROUTES = ("pretrained", "finetuned", "more-T0", "scratch-tokens", "scratch-steps")
-SUBDIR = "hydra.sweep.subdir=${model.variant}_seed${seed}"  # so stages can find each other's runs
-
-
-def design_from(cfg: DictConfig) -> dict[str, Any]:
-    design = OmegaConf.to_container(cfg.preset.finetune, resolve=True)
-    if cfg.seeds is not None:
-        design["seeds"] = list(cfg.seeds)  # type: ignore[index]
-    design["train"] = list(cfg.preset.train)  # type: ignore[index]
-    return design  # type: ignore[return-value]
 
 
 def stages(design: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
@@ -93,14 +81,11 @@ def plan_text(design: Mapping[str, Any]) -> str:
 
 
 def run(cfg: DictConfig, launcher: str | None) -> Path | None:
-    prov = record.provenance()
-    design = design_from(cfg)
-    print(plan_text(design), flush=True)
-    if cfg.dry_run:
+    design = preset_design(cfg, NAME)
+    run = begin(cfg, NAME, design, plan_text(design))
+    if run is None:
         return None
-    out = Path(cfg.report_dir) / NAME
-    record.start(out, NAME, design, prov)
-    runs_dir = Path(cfg.runs_dir) / NAME
+    runs_dir = run.runs_dir
     metrics: dict[str, list[dict]] = {}
     for name, st in stages(design).items():
         init = f"{runs_dir / 'pretrain'}/${{model.variant}}_seed${{seed}}/checkpoints/last.ckpt"
@@ -122,12 +107,7 @@ def run(cfg: DictConfig, launcher: str | None) -> Path | None:
             root=Path(cfg.paths.root),
         )
     rows, positions = evaluate_all(design, metrics, cfg.paths.cache)
-    record.write_rows(out / record.RUNS_FILE, rows, record.RUN_COLUMNS)
-    record.write_rows(out / record.POSITIONS_FILE, positions, record.POSITION_COLUMNS)
-    record.write_design(out, {"experiment": NAME, "design": design, "provenance": finish(prov)})
-    report = render(out)
-    log_report(out, {"runs": rows})
-    return report
+    return conclude(run, rows, render, positions)
 
 
 # ----------------------------------------------------------------------------- evaluation
@@ -255,12 +235,10 @@ def verdicts(design: Mapping[str, Any], rows: Sequence[Mapping]) -> dict[str, di
 
 def render(folder: Path) -> Path:
     """report.md and plots from design.json, runs.csv and positions.csv alone."""
-
-    folder = Path(folder)
-    saved, rows, positions = record.load(folder)
-    design = saved["design"]
+    written = read_back(folder)
+    design, rows = written.design, written.rows
     v = verdicts(design, rows)
-    plot_positions(design, positions, folder / "loss_by_position.png")
+    plot_positions(design, written.positions, written.folder / "loss_by_position.png")
     sections = [
         "## Claim\n(d) A model pretrained at a short context T0 is extended to a longer context "
         "T1 cheaply, by fine-tuning at T1 for a small fraction of the pretraining steps. "
@@ -272,9 +250,7 @@ def render(folder: Path) -> Path:
         "second)\n" + probe_table(design, rows),
         "![loss by position](loss_by_position.png)",
     ]
-    return write_report(
-        folder / "report.md", "Fine-tuning to a longer context", sections, saved["provenance"]
-    )
+    return written.report("Fine-tuning to a longer context", sections)
 
 
 def verdict_text(v: Mapping[str, Any]) -> str:

@@ -21,8 +21,6 @@ from pathlib import Path
 from typing import Any
 
 from inattn.errors import DataError
-from inattn.reporting.provenance import command_line
-from inattn.reporting.provenance import start as prov_start
 from inattn.run_info import write_atomic
 
 DESIGN_FILE, RUNS_FILE, POSITIONS_FILE = "design.json", "runs.csv", "positions.csv"
@@ -44,11 +42,6 @@ RUN_COLUMNS = (
     "val_loss",
 )
 POSITION_COLUMNS = ("route", "variant", "size", "seed", "first", "last", "loss")
-
-
-def provenance() -> dict[str, Any]:
-    """Read as an experiment starts: revision, machine, clock, the `inattn-reproduce` command."""
-    return prov_start(command_line("inattn-reproduce"))
 
 
 def write_design(folder: Path, design: Mapping[str, Any]) -> None:
@@ -104,12 +97,6 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
         raise DataError("folder", f"no {path.name} in {path.parent}")
     with open(path, newline="") as f:
         return [{k: _parse(v) for k, v in row.items()} for row in csv.DictReader(f)]
-
-
-def start(folder: Path, name: str, design: Mapping[str, Any], prov: dict[str, Any]) -> None:
-    """The experiment's folder, with its design and provenance written before any training."""
-    Path(folder).mkdir(parents=True, exist_ok=True)
-    write_design(folder, {"experiment": name, "design": design, "provenance": prov})
 
 
 def load(folder: Path) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:

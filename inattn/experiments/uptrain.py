@@ -21,30 +21,18 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from inattn.compute import training_flops
-from inattn.experiments import record
 from inattn.experiments.evaluate import eval_sets, evaluate_at
+from inattn.experiments.frame import SUBDIR, begin, conclude, preset_design, read_back
 from inattn.experiments.sweep import run_sweep
 from inattn.init_from import convert_arch
 from inattn.pretrained import load_model
 from inattn.reporting.figures import new_figure, save_figure
-from inattn.reporting.markdown import write_report
-from inattn.reporting.provenance import finish
-from inattn.reporting.wandb_log import log_report
 from inattn.verdicts import combine, mean, paired_by_seed, verdict
 
 NAME = "uptrain"
-SUBDIR = "hydra.sweep.subdir=${model.variant}_seed${seed}"
-
-
-def design_from(cfg: DictConfig) -> dict[str, Any]:
-    design = OmegaConf.to_container(cfg.preset.uptrain, resolve=True)
-    if cfg.seeds is not None:
-        design["seeds"] = list(cfg.seeds)  # type: ignore[index]
-    design["train"] = list(cfg.preset.train)  # type: ignore[index]
-    return design  # type: ignore[return-value]
 
 
 def fraction_steps(design: Mapping[str, Any], fraction: float) -> int:
@@ -76,14 +64,11 @@ def plan_text(design: Mapping[str, Any]) -> str:
 
 
 def run(cfg: DictConfig, launcher: str | None) -> Path | None:
-    prov = record.provenance()
-    design = design_from(cfg)
-    print(plan_text(design), flush=True)
-    if cfg.dry_run:
+    design = preset_design(cfg, NAME)
+    run = begin(cfg, NAME, design, plan_text(design))
+    if run is None:
         return None
-    out = Path(cfg.report_dir) / NAME
-    record.start(out, NAME, design, prov)
-    runs_dir = Path(cfg.runs_dir) / NAME
+    runs_dir = run.runs_dir
     common = [
         *design["train"],
         f"size={design['size']}",
@@ -109,11 +94,7 @@ def run(cfg: DictConfig, launcher: str | None) -> Path | None:
         metrics[f"uptrain-{f:g}"] = sweep(f"uptrain-{f:g}", "inattn", n, f"init_from={source}")
         metrics[f"scratch-{f:g}"] = sweep(f"scratch-{f:g}", "inattn", design["source_steps"] + n)
     rows = evaluate_all(design, metrics, cfg.paths.cache)
-    record.write_rows(out / record.RUNS_FILE, rows, record.RUN_COLUMNS)
-    record.write_design(out, {"experiment": NAME, "design": design, "provenance": finish(prov)})
-    report = render(out)
-    log_report(out, {"runs": rows})
-    return report
+    return conclude(run, rows, render)
 
 
 def evaluate_all(
@@ -201,11 +182,10 @@ def verdicts(design: Mapping[str, Any], rows: Sequence[Mapping]) -> dict[str, An
 
 def render(folder: Path) -> Path:
     """report.md and the plot from design.json and runs.csv alone."""
-    folder = Path(folder)
-    saved, rows, _ = record.load(folder)
-    design = saved["design"]
+    written = read_back(folder)
+    design, rows = written.design, written.rows
     v = verdicts(design, rows)
-    plot(v, folder / "loss_vs_fraction.png")
+    plot(v, written.folder / "loss_vs_fraction.png")
     lines = [
         "| route | loss (mean over seeds) | tokens | extra tokens | TFLOP | context gain |",
         "|---|---|---|---|---|---|",
@@ -237,12 +217,7 @@ def render(folder: Path) -> Path:
         "## Results (mean over seeds)\n" + "\n".join(lines),
         "![loss vs fine-tuning fraction](loss_vs_fraction.png)",
     ]
-    return write_report(
-        folder / "report.md",
-        "Uptraining a dense model into InAttention",
-        sections,
-        saved["provenance"],
-    )
+    return written.report("Uptraining a dense model into InAttention", sections)
 
 
 def plot(v: Mapping[str, Any], path: Path) -> None:

@@ -31,8 +31,8 @@ from inattn.claims import (
 )
 from inattn.errors import UserError
 from inattn.experiments import record
+from inattn.experiments.frame import provenance, read_back
 from inattn.reporting.figures import log_log_axes, new_figure, save_figure
-from inattn.reporting.markdown import write_report
 from inattn.reporting.provenance import finish
 from inattn.reporting.wandb_log import log_report
 from inattn.units import MiB
@@ -63,7 +63,7 @@ def bench_command(cfg: DictConfig, out: Path) -> list[str]:
 
 
 def run(cfg: DictConfig, launcher: str | None) -> Path | None:
-    prov = record.provenance()
+    prov = provenance()
     out = Path(cfg.report_dir) / NAME
     cmd = bench_command(cfg, out)
     print("$ " + " ".join(cmd[2:]).replace("inattn.cli.bench", "inattn-bench"), flush=True)
@@ -170,11 +170,9 @@ def claim_a(design: Mapping[str, Any], d_model: int, rows: Sequence[Mapping]) ->
 
 def render(folder: Path) -> Path:
     """report.md and the plot from design.json and runs.csv alone."""
-
-    folder = Path(folder)
-    saved = record.read_design(folder)
-    design, plan = saved["design"], saved["plan"]
-    rows = record.read_rows(folder / record.RUNS_FILE)
+    written = read_back(folder)
+    folder, rows = written.folder, written.rows
+    design, plan = written.design, written.saved["plan"]
     d_model = next(iter(plan["sizes"].values()))["d_model"]
     a = claim_a(design, d_model, rows)
     plot(rows, a, folder / "memory_vs_context.png")
@@ -223,7 +221,7 @@ def render(folder: Path) -> Path:
         "![memory vs context](memory_vs_context.png)",
         "Raw data: `runs.csv` (every mode at every T); the benchmark's own output in `bench/`.",
     ]
-    return write_report(folder / "report.md", "Memory vs context", sections, saved["provenance"])
+    return written.report("Memory vs context", sections)
 
 
 def plot(rows: Sequence[Mapping[str, Any]], a: Mapping[str, Any], path: Path) -> None:
