@@ -37,6 +37,7 @@ from inattn.experiments.sweep import compose_train, run_sweep
 from inattn.model import GPT
 from inattn.pretrained import load_model
 from inattn.reporting.figures import new_figure, save_figure
+from inattn.reporting.markdown import grid
 from inattn.units import MiB, human_bytes, parse_budget
 from inattn.verdicts import mean, sd
 
@@ -219,8 +220,8 @@ def run(cfg: DictConfig, launcher: str | None) -> Path | None:
 
         print_estimate(design, pl, cfg.preset.get("gpu"))
         return None
-    run = underway(cfg, NAME, design, prov, {"plan": pl})
-    runs_dir = run.runs_dir
+    job = underway(cfg, NAME, design, prov, {"plan": pl})
+    runs_dir = job.runs_dir
     metrics = []
     for job in sweeps(pl["runs"]):
         metrics += run_sweep(
@@ -231,7 +232,7 @@ def run(cfg: DictConfig, launcher: str | None) -> Path | None:
             root=Path(cfg.paths.root),
         )
     rows, positions = evaluate_runs(design, pl, metrics, cfg.paths.cache)
-    return conclude(run, rows, render, positions)
+    return conclude(job, rows, render, positions)
 
 
 def sweeps(runs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -415,15 +416,16 @@ def design_text(design: Mapping[str, Any], pl: Mapping[str, Any]) -> str:
 
 
 def plan_table(design: Mapping[str, Any], pl: Mapping[str, Any]) -> str:
-    lines = ["| variant | size | params | MiB | chosen at |", "|---|---|---|---|---|"]
+    body = []
     for s in pl["shapes"].values():
         chosen = [b for b, picked in pl["choices"].items() if picked[s["variant"]] == s["size"]]
-        lines.append(
-            f"| {s['variant']} | {s['size']} | {s['params']:,} | {s['memory_bytes'] / MiB:.2f} | "
-            f"{', '.join(chosen) or '-'} |"
-        )
+        body.append(
+            [s["variant"], s["size"], f"{s['params']:,}", f"{s['memory_bytes'] / MiB:.2f}",
+             ", ".join(chosen) or "-"]
+        )  # fmt: skip
     budgets = ", ".join(f"{b} = {n / MiB:.2f} MiB" for b, n in pl["budgets"].items())
-    return "\n".join(lines) + f"\n\nBudgets: {budgets}."
+    table = grid(["variant", "size", "params", "MiB", "chosen at"], body)
+    return table + f"\n\nBudgets: {budgets}."
 
 
 def group(rows: Sequence[Mapping[str, Any]]) -> dict[tuple, list[Mapping[str, Any]]]:
@@ -439,15 +441,15 @@ def regime_text(design: Mapping[str, Any], pl: Mapping[str, Any], rows: Sequence
         "Mean loss over the first 8 positions against the second half of the deployment "
         "context, and the relative gain (mean over seeds).",
         "",
-        "| route | variant | size | loss first 8 | loss second half | context gain |",
-        "|---|---|---|---|---|---|",
     ]
-    for (route, variant, size), rs in group(rows).items():
-        lines.append(
-            f"| {route} | {variant} | {size} | {mean([r['loss_first8'] for r in rs]):.3f} | "
-            f"{mean([r['loss_second_half'] for r in rs]):.3f} | "
-            f"{mean([r['context_gain'] for r in rs]):.1%} |"
-        )
+    head = ["route", "variant", "size", "loss first 8", "loss second half", "context gain"]
+    body = [
+        [route, variant, size, f"{mean([r['loss_first8'] for r in rs]):.3f}",
+         f"{mean([r['loss_second_half'] for r in rs]):.3f}",
+         f"{mean([r['context_gain'] for r in rs]):.1%}"]
+        for (route, variant, size), rs in group(rows).items()
+    ]  # fmt: skip
+    lines.append(grid(head, body))
     dense = {picked[REFERENCE] for picked in pl["choices"].values()} - {None}
     gains = {
         s: mean([r["context_gain"] for r in rows
@@ -477,47 +479,44 @@ def budget_tables(
             f"### Budget {budget} ({pl['budgets'][budget] / MiB:.2f} MiB at T = "
             f"{design['context_length']})",
             "",
-            "| variant | size | params | memory MiB | tokens | training TFLOP | loss (mean ± sd) "
-            "| minus InAttention (paired) |",
-            "|---|---|---|---|---|---|---|---|",
         ]
-        means = {}
+        means, body = {}, []
         for variant, size in picked.items():
             if size is None:
-                lines.append(f"| {variant} | none fits | | | | | | |")
+                body.append([variant, "none fits", *[""] * 6])
                 continue
             rs = groups.get(("ladder", variant, size), [])
             losses = [r["val_loss"] for r in rs]
             means[variant] = mean(losses)
             diff = vs.get((budget, variant))
-            lines.append(
-                f"| {variant} | {size} | {rs[0]['params']:,} | {rs[0]['memory_bytes'] / MiB:.2f} "
-                f"| {mean([r['tokens'] for r in rs]):,.0f} | "
-                f"{mean([r['flops'] for r in rs]) / 1e12:.2f} | "
-                f"{means[variant]:.4f} ± {sd(losses):.4f} (n={len(rs)}) | "
-                f"{diff['paired'].text() + ' ' + diff['word'] if diff else ''} |"
-            )
+            body.append(
+                [variant, size, f"{rs[0]['params']:,}", f"{rs[0]['memory_bytes'] / MiB:.2f}",
+                 f"{mean([r['tokens'] for r in rs]):,.0f}",
+                 f"{mean([r['flops'] for r in rs]) / 1e12:.2f}",
+                 f"{means[variant]:.4f} ± {sd(losses):.4f} (n={len(rs)})",
+                 diff["paired"].text() + " " + diff["word"] if diff else ""]
+            )  # fmt: skip
+        head = ["variant", "size", "params", "memory MiB", "tokens", "training TFLOP",
+                "loss (mean ± sd)", "minus InAttention (paired)"]  # fmt: skip
         best = min(means, key=means.get) if means else None
-        lines += ["", f"Lowest mean loss at this budget: **{best}**."]
+        lines += [grid(head, body), "", f"Lowest mean loss at this budget: **{best}**."]
         parts.append("\n".join(lines))
     return "\n\n".join(parts)
 
 
 def grid_table(rows: Sequence[Mapping[str, Any]]) -> str:
-    lines = [
-        "| route | variant | size | params | steps | tokens | TFLOP | memory MiB | loss at T "
-        "(mean ± sd) | loss at train context | n |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
+    head = ["route", "variant", "size", "params", "steps", "tokens", "TFLOP", "memory MiB",
+            "loss at T (mean ± sd)", "loss at train context", "n"]  # fmt: skip
+    body = []
     for (route, variant, size), rs in group(rows).items():
         losses = [r["val_loss"] for r in rs]
-        lines.append(
-            f"| {route} | {variant} | {size} | {rs[0]['params']:,} | {rs[0]['steps']} | "
-            f"{rs[0]['tokens']:,} | {rs[0]['flops'] / 1e12:.2f} | "
-            f"{rs[0]['memory_bytes'] / MiB:.2f} | {mean(losses):.4f} ± {sd(losses):.4f} | "
-            f"{mean([r['train_val_loss'] for r in rs]):.4f} | {len(rs)} |"
-        )
-    return "\n".join(lines)
+        body.append(
+            [route, variant, size, f"{rs[0]['params']:,}", rs[0]["steps"], f"{rs[0]['tokens']:,}",
+             f"{rs[0]['flops'] / 1e12:.2f}", f"{rs[0]['memory_bytes'] / MiB:.2f}",
+             f"{mean(losses):.4f} ± {sd(losses):.4f}",
+             f"{mean([r['train_val_loss'] for r in rs]):.4f}", len(rs)]
+        )  # fmt: skip
+    return grid(head, body)
 
 
 # ----------------------------------------------------------------------------- plots

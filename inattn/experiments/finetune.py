@@ -32,12 +32,12 @@ from inattn.compute import training_flops
 from inattn.context_extension import extend_context
 from inattn.experiments.copy_probe import copy_probe
 from inattn.experiments.evaluate import eval_sets, evaluate_at, log2_buckets
-from inattn.experiments.frame import SUBDIR, begin, conclude, preset_design, read_back
-from inattn.experiments.sweep import run_sweep
+from inattn.experiments.frame import begin, conclude, preset_design, read_back, train_stage
 from inattn.inference.generate import generate
 from inattn.passkey import passkey_accuracy
 from inattn.pretrained import load_model
 from inattn.reporting.figures import new_figure, save_figure
+from inattn.reporting.markdown import grid
 from inattn.verdicts import combine, mean, paired_by_seed, verdict
 
 NAME = "finetune"
@@ -82,32 +82,20 @@ def plan_text(design: Mapping[str, Any]) -> str:
 
 def run(cfg: DictConfig, launcher: str | None) -> Path | None:
     design = preset_design(cfg, NAME)
-    run = begin(cfg, NAME, design, plan_text(design))
-    if run is None:
+    job = begin(cfg, NAME, design, plan_text(design))
+    if job is None:
         return None
-    runs_dir = run.runs_dir
+    grid = {"arch": design["variants"], "seed": design["seeds"]}
+    init = f"{job.runs_dir / 'pretrain'}/${{model.variant}}_seed${{seed}}/checkpoints/last.ckpt"
     metrics: dict[str, list[dict]] = {}
     for name, st in stages(design).items():
-        init = f"{runs_dir / 'pretrain'}/${{model.variant}}_seed${{seed}}/checkpoints/last.ckpt"
         extra = [f"init_from={init}", f"init_extension={design['extension']}"] if st["init"] else []
-        metrics[name] = run_sweep(
-            runs_dir / name,
-            {"arch": design["variants"], "seed": design["seeds"]},
-            common=[
-                *design["train"],
-                f"size={design['size']}",
-                f"position={design['position']}",
-                f"context_length={st['T']}",
-                f"trainer.max_steps={st['steps']}",
-                f"group={NAME}",
-                SUBDIR,
-                *extra,
-            ],
-            launcher=launcher,
-            root=Path(cfg.paths.root),
-        )
+        metrics[name] = train_stage(
+            job, name, grid, st["T"], st["steps"], *extra,
+            launcher=launcher, root=Path(cfg.paths.root),
+        )  # fmt: skip
     rows, positions = evaluate_all(design, metrics, cfg.paths.cache)
-    return conclude(run, rows, render, positions)
+    return conclude(job, rows, render, positions)
 
 
 # ----------------------------------------------------------------------------- evaluation
@@ -271,31 +259,28 @@ def verdict_text(v: Mapping[str, Any]) -> str:
 
 
 def results_table(design: Mapping[str, Any], rows: Sequence[Mapping]) -> str:
-    lines = [
-        "| variant | route | loss at T1 | below T0 | beyond T0 | deficit | context gain | passkey "
-        "| tokens | TFLOP | steps |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
+    head = ["variant", "route", "loss at T1", "below T0", "beyond T0", "deficit", "context gain",
+            "passkey", "tokens", "TFLOP", "steps"]  # fmt: skip
+    body = []
     for variant in design["variants"]:
         for route in ROUTES:
             rs = [r for r in rows if r["variant"] == variant and r["route"] == route]
             m = {k: mean([r.get(k) for r in rs]) for k in (
                 "val_loss", "loss_below_T0", "loss_beyond_T0", "deficit", "context_gain",
                 "passkey", "tokens", "flops", "steps")}  # fmt: skip
-            lines.append(
-                f"| {variant} | {route} | {m['val_loss']:.4f} | {m['loss_below_T0']:.4f} | "
-                f"{m['loss_beyond_T0']:.4f} | {m['deficit']:+.4f} | {m['context_gain']:.1%} | "
-                f"{'-' if m['passkey'] != m['passkey'] else format(m['passkey'], '.0%')} | "
-                f"{m['tokens']:,.0f} | {m['flops'] / 1e12:.2f} | "
-                f"{m['steps']:.0f} |"
-            )
-    return "\n".join(lines)
+            passkey = "-" if m["passkey"] != m["passkey"] else format(m["passkey"], ".0%")
+            body.append(
+                [variant, route, f"{m['val_loss']:.4f}", f"{m['loss_below_T0']:.4f}",
+                 f"{m['loss_beyond_T0']:.4f}", f"{m['deficit']:+.4f}", f"{m['context_gain']:.1%}",
+                 passkey, f"{m['tokens']:,.0f}", f"{m['flops'] / 1e12:.2f}", f"{m['steps']:.0f}"]
+            )  # fmt: skip
+    return grid(head, body)
 
 
 def probe_table(design: Mapping[str, Any], rows: Sequence[Mapping]) -> str:
     distances = design["probe"]["distances"]
-    head = " | ".join(f"d={d}: first / second / gain" for d in distances)
-    lines = [f"| variant | route | {head} |", "|---|---|" + "---|" * len(distances)]
+    head = ["variant", "route", *(f"d={d}: first / second / gain" for d in distances)]
+    body = []
     for variant in design["variants"]:
         for route in ROUTES:
             rs = [r for r in rows if r["variant"] == variant and r["route"] == route]
@@ -305,8 +290,8 @@ def probe_table(design: Mapping[str, Any], rows: Sequence[Mapping]) -> str:
                 f"{mean([r[f'copy_gain_{d}'] for r in rs]):+.3f}"
                 for d in distances
             ]
-            lines.append(f"| {variant} | {route} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+            body.append([variant, route, *cells])
+    return grid(head, body)
 
 
 def plot_positions(design: Mapping[str, Any], positions: Sequence[Mapping], path: Path) -> None:

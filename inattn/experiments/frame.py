@@ -1,11 +1,12 @@
 """The frame every experiment run shares, around its own training and evaluation.
 
     design = preset_design(cfg, NAME)                # the preset's section, seeds overridden
-    run = begin(cfg, NAME, design, plan_text(design))
-    if run is None:                                  # dry run: the plan was printed, nothing more
+    job = begin(cfg, NAME, design, plan_text(design))
+    if job is None:                                  # dry run: the plan was printed, nothing more
         return None
-    ... train into run.runs_dir, evaluate into rows ...
-    return conclude(run, rows, render, positions)    # runs.csv, design.json, report.md, W&B
+    metrics = train_stage(job, "stage", grid, context, steps, launcher=..., root=...)
+    ... evaluate the runs into rows ...
+    return conclude(job, rows, render, positions)    # runs.csv, design.json, report.md, W&B
 
     def render(folder):                              # from the written files alone
         written = read_back(folder)
@@ -27,6 +28,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from inattn.experiments import record
+from inattn.experiments.sweep import run_sweep
 from inattn.reporting.markdown import write_report
 from inattn.reporting.provenance import command_line, finish, start
 from inattn.reporting.wandb_log import log_report
@@ -88,6 +90,35 @@ def begin(cfg: DictConfig, name: str, design: Mapping[str, Any], plan: str) -> U
     if cfg.dry_run:
         return None
     return underway(cfg, name, design, prov)
+
+
+def train_stage(
+    run: Underway,
+    stage: str,
+    grid: Mapping[str, Any],
+    context: int,
+    steps: int,
+    *extra: str,
+    launcher: str | None,
+    root: Path,
+) -> list[dict[str, Any]]:
+    """One stage's training runs (a sweep over `grid`, e.g. arch x seed) into runs_dir/stage.
+
+    Every run gets the design's training overrides, size and positions, the stage's context and
+    steps, the experiment as its group, then `extra` (an init_from, say).
+    """
+    d = run.design
+    common = [
+        *d["train"],
+        f"size={d['size']}",
+        f"position={d['position']}",
+        f"context_length={context}",
+        f"trainer.max_steps={steps}",
+        f"group={run.name}",
+        SUBDIR,
+        *extra,
+    ]
+    return run_sweep(run.runs_dir / stage, grid, common=common, launcher=launcher, root=root)
 
 
 def conclude(

@@ -25,11 +25,11 @@ from omegaconf import DictConfig
 
 from inattn.compute import training_flops
 from inattn.experiments.evaluate import eval_sets, evaluate_at
-from inattn.experiments.frame import SUBDIR, begin, conclude, preset_design, read_back
-from inattn.experiments.sweep import run_sweep
+from inattn.experiments.frame import begin, conclude, preset_design, read_back, train_stage
 from inattn.init_from import convert_arch
 from inattn.pretrained import load_model
 from inattn.reporting.figures import new_figure, save_figure
+from inattn.reporting.markdown import grid
 from inattn.verdicts import combine, mean, paired_by_seed, verdict
 
 NAME = "uptrain"
@@ -65,36 +65,23 @@ def plan_text(design: Mapping[str, Any]) -> str:
 
 def run(cfg: DictConfig, launcher: str | None) -> Path | None:
     design = preset_design(cfg, NAME)
-    run = begin(cfg, NAME, design, plan_text(design))
-    if run is None:
+    job = begin(cfg, NAME, design, plan_text(design))
+    if job is None:
         return None
-    runs_dir = run.runs_dir
-    common = [
-        *design["train"],
-        f"size={design['size']}",
-        f"position={design['position']}",
-        f"context_length={design['context_length']}",
-        f"group={NAME}",
-        SUBDIR,
-    ]
 
     def sweep(stage: str, arch: str, steps: int, *extra: str) -> list[dict]:
-        return run_sweep(
-            runs_dir / stage,
-            {"arch": arch, "seed": design["seeds"]},
-            common=[*common, f"trainer.max_steps={steps}", *extra],
-            launcher=launcher,
-            root=Path(cfg.paths.root),
-        )
+        grid = {"arch": arch, "seed": design["seeds"]}
+        T, root = design["context_length"], Path(cfg.paths.root)
+        return train_stage(job, stage, grid, T, steps, *extra, launcher=launcher, root=root)
 
     metrics = {"source": sweep("source", "dense", design["source_steps"])}
-    source = f"{runs_dir / 'source'}/dense_seed${{seed}}/checkpoints/last.ckpt"
+    source = f"{job.runs_dir / 'source'}/dense_seed${{seed}}/checkpoints/last.ckpt"
     for f in design["fractions"]:
         n = fraction_steps(design, f)
         metrics[f"uptrain-{f:g}"] = sweep(f"uptrain-{f:g}", "inattn", n, f"init_from={source}")
         metrics[f"scratch-{f:g}"] = sweep(f"scratch-{f:g}", "inattn", design["source_steps"] + n)
     rows = evaluate_all(design, metrics, cfg.paths.cache)
-    return conclude(run, rows, render)
+    return conclude(job, rows, render)
 
 
 def evaluate_all(
@@ -186,19 +173,17 @@ def render(folder: Path) -> Path:
     design, rows = written.design, written.rows
     v = verdicts(design, rows)
     plot(v, written.folder / "loss_vs_fraction.png")
-    lines = [
-        "| route | loss (mean over seeds) | tokens | extra tokens | TFLOP | context gain |",
-        "|---|---|---|---|---|---|",
-    ]
+    head = ["route", "loss (mean over seeds)", "tokens", "extra tokens", "TFLOP", "context gain"]
+    body = []
     routes = dict.fromkeys(r["route"] for r in rows)
     for route in routes:
         rs = [r for r in rows if r["route"] == route]
         m = {k: mean([r[k] for r in rs]) for k in ("val_loss", "tokens", "extra_tokens", "flops",
                                                      "context_gain")}  # fmt: skip
-        lines.append(
-            f"| {route} | {m['val_loss']:.4f} | {m['tokens']:,.0f} | {m['extra_tokens']:,.0f} | "
-            f"{m['flops'] / 1e12:.2f} | {m['context_gain']:.1%} |"
-        )
+        body.append(
+            [route, f"{m['val_loss']:.4f}", f"{m['tokens']:,.0f}", f"{m['extra_tokens']:,.0f}",
+             f"{m['flops'] / 1e12:.2f}", f"{m['context_gain']:.1%}"]
+        )  # fmt: skip
     verdict_lines = [
         f"- Uptraining beats InAttention from scratch on equal tokens: **{v['word']}**"
     ]
@@ -214,7 +199,7 @@ def render(folder: Path) -> Path:
         "compute: cheaper than training InAttention from scratch.",
         "## Verdict\n" + "\n".join(verdict_lines),
         plan_text(design),
-        "## Results (mean over seeds)\n" + "\n".join(lines),
+        "## Results (mean over seeds)\n" + grid(head, body),
         "![loss vs fine-tuning fraction](loss_vs_fraction.png)",
     ]
     return written.report("Uptraining a dense model into InAttention", sections)

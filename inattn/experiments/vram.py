@@ -33,6 +33,7 @@ from inattn.errors import UserError
 from inattn.experiments import record
 from inattn.experiments.frame import provenance, read_back
 from inattn.reporting.figures import log_log_axes, new_figure, save_figure
+from inattn.reporting.markdown import grid
 from inattn.reporting.provenance import finish
 from inattn.reporting.wandb_log import log_report
 from inattn.units import MiB
@@ -177,19 +178,17 @@ def render(folder: Path) -> Path:
     a = claim_a(design, d_model, rows)
     plot(rows, a, folder / "memory_vs_context.png")
     claim = design["claim"]
-    table = [
-        "| mode | fitted exponent | expected | bytes per token (two longest T) | "
-        f"peak MiB at T = {a['longest']} |",
-        "|---|---|---|---|---|",
-    ]
+    head = ["mode", "fitted exponent", "expected", "bytes per token (two longest T)",
+            f"peak MiB at T = {a['longest']}"]  # fmt: skip
+    body = []
     for key, fit in a["fits"].items():
         mode = key.split("/", 1)[1]
         peak = a["peaks"].get(key)
-        table.append(
-            f"| {key} | {'n/a' if fit is None else f'{fit:.3f}'} | {EXPECTED.get(mode, '')} | "
-            f"{a['growth_by_route'].get(key, float('nan')):,.0f} | "
-            f"{'' if peak is None else f'{peak / MiB:,.1f}'} |"
-        )
+        body.append(
+            [key, "n/a" if fit is None else f"{fit:.3f}", EXPECTED.get(mode, ""),
+             f"{a['growth_by_route'].get(key, float('nan')):,.0f}",
+             "" if peak is None else f"{peak / MiB:,.1f}"]
+        )  # fmt: skip
     c = a["checks"]
     mha = {k: v for k, v in a["peaks"].items() if k.startswith("dense/")}
     lowest = min(a["peaks"], key=a["peaks"].get)
@@ -217,7 +216,7 @@ def render(folder: Path) -> Path:
         f"- contexts {design['context_lengths']}\n"
         f"- exponents fitted on the last {claim['fit_tail']:.0%} of the contexts (memory = a "
         "constant workspace + a per-token term, so the slope approaches 1 from below)",
-        "## Results\n" + "\n".join(table),
+        "## Results\n" + grid(head, body),
         "![memory vs context](memory_vs_context.png)",
         "Raw data: `runs.csv` (every mode at every T); the benchmark's own output in `bench/`.",
     ]
