@@ -220,8 +220,8 @@ def run(cfg: DictConfig, launcher: str | None) -> Path | None:
 
         print_estimate(design, pl, cfg.preset.get("gpu"))
         return None
-    job = underway(cfg, NAME, design, prov, {"plan": pl})
-    runs_dir = job.runs_dir
+    started = underway(cfg, NAME, design, prov, {"plan": pl})
+    runs_dir = started.runs_dir
     metrics = []
     for job in sweeps(pl["runs"]):
         metrics += run_sweep(
@@ -232,7 +232,7 @@ def run(cfg: DictConfig, launcher: str | None) -> Path | None:
             root=Path(cfg.paths.root),
         )
     rows, positions = evaluate_runs(design, pl, metrics, cfg.paths.cache)
-    return conclude(job, rows, render, positions)
+    return conclude(started, rows, render, positions)
 
 
 def sweeps(runs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:

@@ -82,20 +82,20 @@ def plan_text(design: Mapping[str, Any]) -> str:
 
 def run(cfg: DictConfig, launcher: str | None) -> Path | None:
     design = preset_design(cfg, NAME)
-    job = begin(cfg, NAME, design, plan_text(design))
-    if job is None:
+    started = begin(cfg, NAME, design, plan_text(design))
+    if started is None:
         return None
     grid = {"arch": design["variants"], "seed": design["seeds"]}
-    init = f"{job.runs_dir / 'pretrain'}/${{model.variant}}_seed${{seed}}/checkpoints/last.ckpt"
+    init = f"{started.runs_dir / 'pretrain'}/${{model.variant}}_seed${{seed}}/checkpoints/last.ckpt"
     metrics: dict[str, list[dict]] = {}
     for name, st in stages(design).items():
         extra = [f"init_from={init}", f"init_extension={design['extension']}"] if st["init"] else []
         metrics[name] = train_stage(
-            job, name, grid, st["T"], st["steps"], *extra,
+            started, name, grid, st["T"], st["steps"], *extra,
             launcher=launcher, root=Path(cfg.paths.root),
         )  # fmt: skip
     rows, positions = evaluate_all(design, metrics, cfg.paths.cache)
-    return conclude(job, rows, render, positions)
+    return conclude(started, rows, render, positions)
 
 
 # ----------------------------------------------------------------------------- evaluation

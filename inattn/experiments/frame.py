@@ -1,14 +1,14 @@
 """The frame every experiment run shares, around its own training and evaluation.
 
-    design = preset_design(cfg, NAME)                # the preset's section, seeds overridden
-    job = begin(cfg, NAME, design, plan_text(design))
-    if job is None:                                  # dry run: the plan was printed, nothing more
+    design = preset_design(cfg, NAME)              # the preset's section, seeds overridden
+    started = begin(cfg, NAME, design, plan_text(design))
+    if started is None:                            # dry run: the plan was printed, nothing more
         return None
-    metrics = train_stage(job, "stage", grid, context, steps, launcher=..., root=...)
+    metrics = train_stage(started, "stage", grid, context, steps, launcher=..., root=...)
     ... evaluate the runs into rows ...
-    return conclude(job, rows, render, positions)    # runs.csv, design.json, report.md, W&B
+    return conclude(started, rows, render, positions)  # runs.csv, design.json, report.md, W&B
 
-    def render(folder):                              # from the written files alone
+    def render(folder):                            # from the written files alone
         written = read_back(folder)
         ... verdicts, plots ...
         return written.report(TITLE, sections)

@@ -65,23 +65,23 @@ def plan_text(design: Mapping[str, Any]) -> str:
 
 def run(cfg: DictConfig, launcher: str | None) -> Path | None:
     design = preset_design(cfg, NAME)
-    job = begin(cfg, NAME, design, plan_text(design))
-    if job is None:
+    started = begin(cfg, NAME, design, plan_text(design))
+    if started is None:
         return None
 
     def sweep(stage: str, arch: str, steps: int, *extra: str) -> list[dict]:
         grid = {"arch": arch, "seed": design["seeds"]}
         T, root = design["context_length"], Path(cfg.paths.root)
-        return train_stage(job, stage, grid, T, steps, *extra, launcher=launcher, root=root)
+        return train_stage(started, stage, grid, T, steps, *extra, launcher=launcher, root=root)
 
     metrics = {"source": sweep("source", "dense", design["source_steps"])}
-    source = f"{job.runs_dir / 'source'}/dense_seed${{seed}}/checkpoints/last.ckpt"
+    source = f"{started.runs_dir / 'source'}/dense_seed${{seed}}/checkpoints/last.ckpt"
     for f in design["fractions"]:
         n = fraction_steps(design, f)
         metrics[f"uptrain-{f:g}"] = sweep(f"uptrain-{f:g}", "inattn", n, f"init_from={source}")
         metrics[f"scratch-{f:g}"] = sweep(f"scratch-{f:g}", "inattn", design["source_steps"] + n)
     rows = evaluate_all(design, metrics, cfg.paths.cache)
-    return conclude(job, rows, render)
+    return conclude(started, rows, render)
 
 
 def evaluate_all(
