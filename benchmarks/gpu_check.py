@@ -1,7 +1,7 @@
 """GPU check: the live-storage memory tracker against the CUDA allocator, and inference speed.
 
-What it checks, on one GPU (spec sections 2-3), in bf16 at the gpt2-small shape (12 layers,
-12 heads, d=768, vocab 50257), batch 1:
+What it checks, on one GPU (spec sections 2-3), in bf16 at the gpt2-small shape (conf/size: 12
+layers, 12 heads, d=768; vocab 50257), batch 1:
 
 memory  every inference mode of both architectures (dense/{naive,sdpa,kvcache},
         inattn/{naive,sdpa,kvcache,state}) at T = 1024, 4096, 16384. Each point is measured once
@@ -24,7 +24,7 @@ Output, under --out (default experiments/gpu/<card-name-slug>):
                                 table and the speed table (rewritten after every grid)
 
     python benchmarks/gpu_check.py                          # the check, on a CUDA machine
-    python benchmarks/gpu_check.py --device cpu --tiny      # every code path in seconds
+    python benchmarks/gpu_check.py --device cpu --quick     # every code path in seconds
 
 Exit code: 0 when every agreement check passes (on cpu there is no allocator reading: n/a, not a
 failure), 1 when one fails or a grid raised, 2 on bad input (e.g. --device cuda without CUDA).
@@ -50,7 +50,8 @@ from inattn.bench.results import table_text
 from inattn.bench.runners import HFRunner, build_hf_gpt2, hf_available
 from inattn.inference import modes_for
 from inattn.model import GPT, GPTConfig
-from inattn.run_info import git_revision, machine
+from inattn.reporting.provenance import field_lines, git_revision, machine
+from inattn.sizes import size_shape
 from inattn.units import MiB, parse_dtype
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,12 +64,9 @@ SPEED_MODES = ["dense/sdpa", "dense/kvcache", "inattn/state", "inattn/kvcache"]
 
 @dataclass(frozen=True)
 class Plan:
-    """A model shape and the contexts, rounds and limit of both parts."""
+    """A model size of conf/size and the contexts, rounds and limit of both parts."""
 
-    name: str
-    n_layer: int
-    n_head: int
-    d_model: int
+    size: str
     vocab: int
     memory_T: tuple[int, ...]
     speed_T: tuple[int, ...]
@@ -78,12 +76,27 @@ class Plan:
     memory_limit: str
     dtype: str = "bf16"
 
+    @property
+    def shape(self) -> dict[str, int]:
+        """{n_layer, n_head, d_model}, as conf/size/<size>.yaml gives them."""
+        return size_shape(self.size)
+
+    @property
+    def n_layer(self) -> int:
+        return self.shape["n_layer"]
+
+    @property
+    def n_head(self) -> int:
+        return self.shape["n_head"]
+
+    @property
+    def d_model(self) -> int:
+        return self.shape["d_model"]
+
     def spec(self, measure: str, modes: Sequence[str], T: int, device: str) -> BenchSpec:
         """One grid at one context length."""
         return BenchSpec(
-            sizes={
-                self.name: {"n_layer": self.n_layer, "n_head": self.n_head, "d_model": self.d_model}
-            },
+            sizes={self.size: self.shape},
             modes=list(modes),
             context_lengths=[T],
             measure=measure,
@@ -99,7 +112,7 @@ class Plan:
 
     def describe(self) -> str:
         return (
-            f"{self.name}: n_layer={self.n_layer} n_head={self.n_head} d_model={self.d_model} "
+            f"{self.size}: n_layer={self.n_layer} n_head={self.n_head} d_model={self.d_model} "
             f"vocab={self.vocab}, {self.dtype}, batch 1, chunk={self.chunk}; "
             f"memory T={list(self.memory_T)}; speed T={list(self.speed_T)}, rounds={self.repeats}, "
             f"decode_steps={self.decode_steps}; memory_limit={self.memory_limit}"
@@ -123,12 +136,9 @@ class Plan:
 #   for the HF peer). Model builds ~5 s per T. Smaller T cost a fraction of this.
 # - Fixed costs: inattn.bench calls gc.collect() around every point (~0.2 s each with torch
 #   loaded; ~80 calls, ~20 s), four PNGs, imports and CUDA start-up (~20 s).
-# In all ~3-4 minutes, well inside 8; the tiny plan takes ~20 s on two CPU cores.
+# In all ~3-4 minutes, well inside 8; the quick plan takes ~20 s on two CPU cores.
 FULL = Plan(
     "gpt2-small",
-    12,
-    12,
-    768,
     50257,
     memory_T=(1024, 4096, 16384),
     speed_T=(1024, 8192, 32768, 131072),
@@ -137,12 +147,10 @@ FULL = Plan(
     chunk=1024,
     memory_limit="40GiB",
 )
-# Every code path in seconds on a CPU; chunk < T so the chunked loops run more than once.
-TINY = Plan(
-    "tiny",
-    2,
-    2,
-    32,
+# Every code path in seconds on a CPU (the smallest conf size); chunk < T so the chunked loops
+# run more than once.
+QUICK = Plan(
+    "nano",
     100,
     memory_T=(16, 64),
     speed_T=(16, 64),
@@ -325,8 +333,7 @@ def summary(
     passed = done and agreed and not errors
     status = "done" if done else f"running: {len(parts)} of {planned} grids done"
     fields = {**header, "wall time": f"{seconds / 60:.1f} min", "status": status}
-    width = max(len(k) for k in fields) + 2
-    lines = [f"{k + ':':<{width}}{v}" for k, v in fields.items()]
+    lines = field_lines(fields)
     lines += ["", "== memory: tracker peak vs CUDA allocator peak", "", *agree]
     if memory:
         lines += ["", table_text(memory, memory_fits(memory, 0.5))]
@@ -349,7 +356,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     p.add_argument("--out", type=Path, help="output folder (default experiments/gpu/<card>)")
     p.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
-    p.add_argument("--tiny", action="store_true", help="tiny shape, short contexts, 1 round")
+    p.add_argument("--quick", action="store_true", help="nano size, short contexts, 1 round")
     return p.parse_args(argv)
 
 
@@ -359,7 +366,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.device == "cuda" and not torch.cuda.is_available():
         print("error: --device cuda: no CUDA device is available", file=sys.stderr)
         return EXIT_BAD_INPUT
-    plan = TINY if args.tiny else FULL
+    plan = QUICK if args.quick else FULL
     name = device_name(args.device)
     out = args.out or ROOT / "experiments" / "gpu" / slug(name)
     try:

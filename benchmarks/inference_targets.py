@@ -1,7 +1,8 @@
 """Inference targets: memory against context, time to first token, decode tokens/s.
 
 Three grids, each measured by `inattn.bench.run_bench` (the code behind `inattn-bench`) into a
-folder of its own (results.csv, results.json, a PNG), then checked against the targets:
+folder of its own (results.csv, results.json, a PNG), then checked against the targets (the
+model shape is conf/size/gpt2-small.yaml; the rules are `inattn.claims`, the thresholds here):
 
 memory  gpt2-small shape, bf16, device=meta (fake tensors: shapes only, nothing allocated),
         T = 2^10 ... 2^20, modes dense/{naive,sdpa,kvcache} and inattn/{state,kvcache}.
@@ -24,13 +25,12 @@ medians over rounds are compared, and the most pessimistic pairing of extremes i
     python benchmarks/inference_targets.py --out-dir experiments/bench \\
         --out benchmarks/results/inference_targets.txt         # all three, ~16 min on 2 cores
     python benchmarks/inference_targets.py --parts ttft,decode # the timed parts only
-    python benchmarks/inference_targets.py --shape tiny        # every code path in seconds
+    python benchmarks/inference_targets.py --quick             # every code path in seconds
 """
 
 from __future__ import annotations
 
 import argparse
-import math
 import shlex
 import sys
 import tempfile
@@ -42,17 +42,25 @@ import torch
 
 from inattn.bench import BenchSpec, Fit, Row, run_bench
 from inattn.bench.runners import hf_available
-from inattn.run_info import BenchmarkRun
+from inattn.claims import (
+    NO_CEILING,
+    TOKEN_ID_BYTES,
+    exponent_in_band,
+    growth_per_token,
+    state_row_bytes,
+)
+from inattn.reporting.provenance import BenchmarkRun
+from inattn.sizes import size_shape
 from inattn.units import MiB, human_bytes
 
 PARTS = ("memory", "ttft", "decode")
 
 
 @dataclass(frozen=True)
-class Shape:
-    n_layer: int
-    n_head: int
-    d_model: int
+class Plan:
+    """A model size of conf/size and the contexts each part measures."""
+
+    size: str
     vocab: int
     memory_T: tuple[int, ...]
     ttft_T: tuple[int, ...]
@@ -60,12 +68,27 @@ class Shape:
     ratio_T: int  # where the state ratio is checked
     ttft_T_check: int  # where the time-to-first-token ratio is checked
 
+    @property
+    def shape(self) -> dict[str, int]:
+        """{n_layer, n_head, d_model}, as conf/size/<size>.yaml gives them."""
+        return size_shape(self.size)
 
-SHAPES = {
-    "gpt2-small": Shape(
-        12,
-        12,
-        768,
+    @property
+    def n_layer(self) -> int:
+        return self.shape["n_layer"]
+
+    @property
+    def n_head(self) -> int:
+        return self.shape["n_head"]
+
+    @property
+    def d_model(self) -> int:
+        return self.shape["d_model"]
+
+
+PLANS = {
+    "full": Plan(
+        "gpt2-small",
         50257,
         memory_T=tuple(2**k for k in range(10, 21)),
         ttft_T=(1024, 2048, 4096, 8192),
@@ -73,10 +96,9 @@ SHAPES = {
         ratio_T=32768,
         ttft_T_check=4096,
     ),
-    "tiny": Shape(
-        2,
-        2,
-        64,
+    # every code path in seconds: the smallest conf size, short contexts
+    "quick": Plan(
+        "nano",
         256,
         memory_T=(64, 128, 256, 512),
         ttft_T=(64, 128, 256),
@@ -87,6 +109,9 @@ SHAPES = {
 }
 
 MEMORY_MODES = ["dense/naive", "dense/sdpa", "dense/kvcache", "inattn/state", "inattn/kvcache"]
+MEMORY_DTYPE = "bf16"
+# the fitted slope of (peak - weights) against T each mode must have (claims.exponent_in_band)
+EXPONENT_BANDS = {"inattn/state": (0.95, 1.05), "dense/naive": (1.9, NO_CEILING)}
 TTFT_MODES = ["inattn/state", "dense/sdpa"]
 DECODE_MODES = ["dense/kvcache", "inattn/kvcache", "hf/kvcache", "inattn/state"]
 
@@ -108,31 +133,30 @@ class Check:
 # ----------------------------------------------------------------------------- the grids
 
 
-def spec_of(shape: Shape, part: str, args: argparse.Namespace) -> BenchSpec:
-    dims = {"n_layer": shape.n_layer, "n_head": shape.n_head, "d_model": shape.d_model}
-    sizes = {args.shape: dims}
-    model = {"vocab_size": shape.vocab}
+def spec_of(plan: Plan, part: str, args: argparse.Namespace) -> BenchSpec:
+    sizes = {plan.size: plan.shape}
+    model = {"vocab_size": plan.vocab}
     if part == "memory":
         return BenchSpec(
             sizes,
             MEMORY_MODES,
-            list(shape.memory_T),
+            list(plan.memory_T),
             measure="memory",
             device="meta",
-            dtype="bf16",
+            dtype=MEMORY_DTYPE,
             model=model,
             fit_tail=0.5,
         )
     timed = dict(measure="speed", device="cpu", dtype="fp32", model=model, memory_limit=None)
     if part == "ttft":
         return BenchSpec(
-            sizes, TTFT_MODES, list(shape.ttft_T), repeats=args.rounds, warmup=1, **timed
+            sizes, TTFT_MODES, list(plan.ttft_T), repeats=args.rounds, warmup=1, **timed
         )
     modes = [m for m in DECODE_MODES if m != "hf/kvcache" or hf_available()]
     return BenchSpec(
         sizes,
         modes,
-        list(shape.decode_T),
+        list(plan.decode_T),
         repeats=args.rounds,
         decode_steps=args.decode_steps,
         ttft_max_context=0,  # decode from filled caches: no prefill at all
@@ -152,13 +176,14 @@ def fit_of(fits: Sequence[Fit], key: str) -> Fit | None:
 
 
 def memory_checks(
-    rows: Sequence[Row], fits: Sequence[Fit], shape: Shape, elem_bytes: int = 2
+    rows: Sequence[Row], fits: Sequence[Fit], plan: Plan, dtype: str = MEMORY_DTYPE
 ) -> tuple[list[Check], list[str]]:
     """The memory targets, and a per-T listing of InAttention's peak against its bound."""
     state = rows_of(rows, "inattn/state")
+    row_bytes = state_row_bytes(plan.d_model, dtype)  # T*d*2 in bf16
     T0 = min(state)
     weights = state[T0].weight_bytes
-    workspace = state[T0].activation_bytes - T0 * shape.d_model * elem_bytes
+    workspace = state[T0].activation_bytes - T0 * row_bytes
     lines = [
         f"InAttention cache=state: weights {weights / MiB:,.1f} MiB, workspace at T={T0:,} "
         f"{workspace / MiB:,.2f} MiB (peak - weights - T*d*2 there)",
@@ -167,7 +192,7 @@ def memory_checks(
     ]
     worst, worst_strict = 0.0, 0.0
     for T, r in sorted(state.items()):
-        growth = T * shape.d_model * elem_bytes + workspace
+        growth = T * row_bytes + workspace
         ratio = r.peak_bytes / (weights + growth)
         strict = r.activation_bytes / growth
         worst, worst_strict = max(worst, ratio), max(worst_strict, strict)
@@ -175,11 +200,11 @@ def memory_checks(
             f"  {T:>9,}  {r.peak_bytes / MiB:>10,.1f}  {(weights + growth) / MiB:>10,.1f}  "
             f"{ratio:>10.4f}  {strict:>19.4f}"
         )
-    (Ta, ra), (Tb, rb) = sorted(state.items())[-2:]
-    per_token = (rb.activation_bytes - ra.activation_bytes) / (Tb - Ta)
+    Ta, Tb = sorted(state)[-2:]
+    per_token = growth_per_token(list(state), [r.activation_bytes for r in state.values()])
     lines += [
         f"  growth per token between T={Ta:,} and T={Tb:,}: {per_token:,.1f} B "
-        f"(S: d*2 = {shape.d_model * elem_bytes:,} B; the context's int64 token ids: 8 B)",
+        f"(S: d*2 = {row_bytes:,} B; the context's int64 token ids: {TOKEN_ID_BYTES} B)",
         "  (weights include the learned position table, sized for the longest T; the last column",
         "  leaves them out)",
     ]
@@ -191,18 +216,18 @@ def memory_checks(
             worst <= 1.05,
         )
     ]
-    for key, low, high in (("inattn/state", 0.95, 1.05), ("dense/naive", 1.9, math.inf)):
+    for key, (low, high) in EXPONENT_BANDS.items():
         fit = fit_of(fits, key)
         exponent = fit.exponent if fit else None
         span = f"T = {fit.fitted_from:,}..{fit.fitted_to:,}" if fit and fit.fitted_from else ""
         measured = "no fit" if exponent is None else f"{exponent:.3f} on {span}"
         if fit and fit.exponent_all is not None:
             measured += f"; all {fit.points} points {fit.exponent_all:.3f}"
-        target = f"in [{low}, {high}]" if high != math.inf else f">= {low}"
-        ok = exponent is not None and low <= exponent <= high
+        target = f"in [{low}, {high}]" if high != NO_CEILING else f">= {low}"
+        ok = exponent_in_band(exponent, (low, high))
         checks.append(Check(f"slope of (peak - weights) vs T, {key}", measured, target, ok))
     dense = rows_of(rows, "dense/kvcache")
-    T = shape.ratio_T
+    T = plan.ratio_T
     if T in dense and T in state:
         ratio = dense[T].state_bytes / state[T].state_bytes
         measured = (
@@ -217,7 +242,7 @@ def memory_checks(
     return checks, lines
 
 
-def ttft_checks(rows: Sequence[Row], shape: Shape) -> tuple[list[Check], list[str]]:
+def ttft_checks(rows: Sequence[Row], plan: Plan) -> tuple[list[Check], list[str]]:
     state, sdpa = rows_of(rows, "inattn/state"), rows_of(rows, "dense/sdpa")
     lines = [
         "time to first token, InAttention next-token logits (state) vs dense full forward (sdpa):",
@@ -231,7 +256,7 @@ def ttft_checks(rows: Sequence[Row], shape: Shape) -> tuple[list[Check], list[st
             f"  {T:>6,}  {s.ttft_s:>9.4f}  {d.ttft_s:>9.3f}  {ratios[T]:>9.1f}x  "
             f"{d.ttft_min_s / s.ttft_max_s:>12.1f}x"
         )
-    T = shape.ttft_T_check
+    T = plan.ttft_T_check
     checks = [
         Check(
             f"time to first token, sdpa / state at T={T:,}",
@@ -247,14 +272,14 @@ def ttft_checks(rows: Sequence[Row], shape: Shape) -> tuple[list[Check], list[st
     return checks, lines
 
 
-def decode_checks(rows: Sequence[Row], shape: Shape) -> tuple[list[Check], list[str]]:
+def decode_checks(rows: Sequence[Row], plan: Plan) -> tuple[list[Check], list[str]]:
     by = {key: rows_of(rows, key) for key in DECODE_MODES}
     present = [k for k in DECODE_MODES if by[k]]
     lines = [
         "decode tokens/s (median over rounds; min..max):",
         "  " + f"{'T':>6}  " + "  ".join(f"{k:>22}" for k in present),
     ]
-    for T in shape.decode_T:
+    for T in plan.decode_T:
         cells = []
         for key in present:
             r = by[key].get(T)
@@ -265,7 +290,7 @@ def decode_checks(rows: Sequence[Row], shape: Shape) -> tuple[list[Check], list[
             )
         lines.append("  " + f"{T:>6,}  " + "  ".join(f"{c:>22}" for c in cells))
     checks = []
-    for T in shape.decode_T:
+    for T in plan.decode_T:
         inattn, dense = by["inattn/kvcache"].get(T), by["dense/kvcache"].get(T)
         if inattn is None or dense is None:
             checks.append(Check(f"decode inattn kv / dense kv at T={T:,}", "n/a", ">= 0.9", False))
@@ -280,15 +305,15 @@ def decode_checks(rows: Sequence[Row], shape: Shape) -> tuple[list[Check], list[
                 ratio >= 0.9,
             )
         )
-    lines += ["", *peer_lines(by, shape)]
+    lines += ["", *peer_lines(by, plan)]
     return checks, lines
 
 
-def peer_lines(by: dict[str, dict[int, Row]], shape: Shape) -> list[str]:
+def peer_lines(by: dict[str, dict[int, Row]], plan: Plan) -> list[str]:
     """Where the outside peer and InAttention's state cache stand against dense kvcache."""
-    L, H, d = shape.n_layer, shape.n_head, shape.d_model
+    L, H, d = plan.n_layer, plan.n_head, plan.d_model
     lines = ["against dense kvcache (tok/s ratio of medians):"]
-    for T in shape.decode_T:
+    for T in plan.decode_T:
         dense = by["dense/kvcache"].get(T)
         if dense is None:
             continue
@@ -315,17 +340,17 @@ def peer_lines(by: dict[str, dict[int, Row]], shape: Shape) -> list[str]:
 # ----------------------------------------------------------------------------- the run
 
 
-def run_part(part: str, shape: Shape, args: argparse.Namespace, command: str) -> list[str]:
-    spec = spec_of(shape, part, args)
-    folder = args.out_dir / f"{part}_{args.shape}_{spec.device}_{spec.dtype}"
+def run_part(part: str, plan: Plan, args: argparse.Namespace, command: str) -> list[str]:
+    spec = spec_of(plan, part, args)
+    folder = args.out_dir / f"{part}_{plan.size}_{spec.device}_{spec.dtype}"
     print(f"{part}: {len(spec.modes)} modes x T = {spec.context_lengths}", file=sys.stderr)
     result = run_bench(spec, folder, wandb=None, progress=not args.no_progress, command=command)
     if part == "memory":
-        checks, detail = memory_checks(result.rows, result.fits, shape)
+        checks, detail = memory_checks(result.rows, result.fits, plan)
     elif part == "ttft":
-        checks, detail = ttft_checks(result.rows, shape)
+        checks, detail = ttft_checks(result.rows, plan)
     else:
-        checks, detail = decode_checks(result.rows, shape)
+        checks, detail = decode_checks(result.rows, plan)
     title = f"== {part}: {spec.dtype}, device={spec.device}, written to {folder}"
     return [title, "", result.table, "", *detail, "", "targets:", *(c.line() for c in checks)]
 
@@ -337,7 +362,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--parts", default=",".join(PARTS), help=f"comma list of {list(PARTS)}")
-    p.add_argument("--shape", default="gpt2-small", choices=list(SHAPES))
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="nano size, short contexts: every path in seconds",
+    )
     p.add_argument("--rounds", type=int, default=5, help="timed rounds per mode and T")
     p.add_argument("--decode-steps", type=int, default=16, help="tokens decoded per round")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads for timed parts")
@@ -361,12 +390,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.out_dir is None:
         args.out_dir = Path(tempfile.mkdtemp(prefix="inference_targets_"))
     command = f"python benchmarks/inference_targets.py {shlex.join(argv)}".rstrip()
-    shape = SHAPES[args.shape]
+    plan = PLANS["quick" if args.quick else "full"]
     run = BenchmarkRun()
-    sections = ["\n".join(run_part(part, shape, args, command)) for part in args.parts]
+    sections = ["\n".join(run_part(part, plan, args, command)) for part in args.parts]
     head = run.header(
-        f"Inference targets: {args.shape} shape (n_layer={shape.n_layer} n_head={shape.n_head} "
-        f"d_model={shape.d_model} vocab={shape.vocab}), batch 1",
+        f"Inference targets: {plan.size} shape (n_layer={plan.n_layer} n_head={plan.n_head} "
+        f"d_model={plan.d_model} vocab={plan.vocab}), batch 1",
         command,
         threads=f"{args.threads} torch threads for the timed parts",
         rounds=f"{args.rounds} interleaved rounds, {args.decode_steps} decode steps per round",

@@ -42,7 +42,7 @@ from inattn.config import CONF_DIR
 from inattn.inference import prefill
 from inattn.memory import MemoryTracker, fake_module, fake_tokens
 from inattn.model import GPT
-from inattn.run_info import BenchmarkRun
+from inattn.reporting.provenance import BenchmarkRun
 
 CHUNKED = ("dense/kvcache", "mqa/kvcache", "cla/kvcache", "inattn/state", "inattn/kvcache")
 BEFORE, AFTER = 1024, 8192  # prefill chunk of the grid before and after

@@ -1,9 +1,10 @@
 """Training tokens/s of the dense and InAttention GPTs against Hugging Face's GPT-2, CPU, fp32.
 
-All three models have the same shape and the same parameters (learned positions, tied embeddings,
-biases, no dropout); a check at start-up copies the dense weights into the GPT-2 and asserts both
-compute the same logits, so the comparison is like for like. A training step is the same for all:
-forward over every position, cross-entropy against random targets, backward, AdamW step, zero_grad.
+All three models have the same shape (a size of conf/size) and the same parameters (learned
+positions, tied embeddings, biases, no dropout); a check at start-up copies the dense weights into
+the GPT-2 and asserts both compute the same logits, so the comparison is like for like. A training
+step is the same for all: forward over every position, cross-entropy against random targets,
+backward, AdamW step, zero_grad.
 
 The machine may be shared, so the models run interleaved: each round times `steps` steps of every
 model (the order rotates from round to round) and the table reports the median, min and max over
@@ -38,7 +39,8 @@ from torch import nn
 
 from inattn.bench.runners import build_hf_gpt2
 from inattn.model import GPT, GPTConfig
-from inattn.run_info import BenchmarkRun
+from inattn.reporting.provenance import BenchmarkRun
+from inattn.sizes import size_shape
 
 REPO = Path(__file__).resolve().parent.parent
 HF = "hf-gpt2"
@@ -48,10 +50,10 @@ TARGETS = (("dense", HF, 1.0), ("inattn", "dense", 0.95))
 
 
 @dataclass(frozen=True)
-class Shape:
-    n_layer: int
-    n_head: int
-    d_model: int
+class Plan:
+    """A model size of conf/size, the batch it trains on, and its default rounds and steps."""
+
+    size: str
     vocab: int
     context: int
     batch: int
@@ -62,10 +64,18 @@ class Shape:
     def tokens(self) -> int:
         return self.batch * self.context
 
+    @property
+    def shape(self) -> dict[str, int]:
+        """{n_layer, n_head, d_model}, as conf/size/<size>.yaml gives them."""
+        return size_shape(self.size)
 
-SHAPES = {
-    "tiny": Shape(4, 4, 128, 4096, 256, 16, rounds=7, steps=3),
-    "gpt2-small": Shape(12, 12, 768, 50257, 512, 4, rounds=5, steps=1),
+
+PLANS = {
+    plan.size: plan
+    for plan in (
+        Plan("tiny", 4096, 256, 16, rounds=7, steps=3),
+        Plan("gpt2-small", 50257, 512, 4, rounds=5, steps=1),
+    )
 }
 
 Logits = Callable[[torch.Tensor], torch.Tensor]
@@ -74,14 +84,12 @@ Logits = Callable[[torch.Tensor], torch.Tensor]
 # ----------------------------------------------------------------------------- models
 
 
-def build_ours(shape: Shape, arch: str) -> GPT:
+def build_ours(plan: Plan, arch: str) -> GPT:
     cfg = GPTConfig(
         arch=arch,
-        vocab_size=shape.vocab,
-        context_length=shape.context,
-        n_layer=shape.n_layer,
-        n_head=shape.n_head,
-        d_model=shape.d_model,
+        vocab_size=plan.vocab,
+        context_length=plan.context,
+        **plan.shape,
         position="learned",
         tie_weights=True,
         bias=True,
@@ -96,13 +104,13 @@ def hf_logits(model: nn.Module) -> Logits:
 
 
 @torch.no_grad()
-def check_same_function(shape: Shape) -> float:
+def check_same_function(plan: Plan) -> float:
     """Max |logit difference| between our dense GPT and GPT-2 holding the same weights."""
-    ours = build_ours(shape, "dense").eval()
+    ours = build_ours(plan, "dense").eval()
     hf = build_hf_gpt2(ours)  # GPT-2 holding our weights
     if ours.num_params() != sum(p.numel() for p in hf.parameters()):
         raise RuntimeError("our dense GPT and GPT-2 differ in parameter count")
-    idx = torch.randint(0, shape.vocab, (1, min(64, shape.context)))
+    idx = torch.randint(0, plan.vocab, (1, min(64, plan.context)))
     diff = (ours(idx) - hf_logits(hf)(idx)).abs().max().item()
     if diff > 1e-4:
         raise RuntimeError(f"our dense GPT and GPT-2 disagree by {diff:.2e} on the same weights")
@@ -138,24 +146,24 @@ class Trainer:
         return steps * idx.numel() / (time.perf_counter() - start)
 
 
-def build_trainers(shape: Shape) -> dict[str, Trainer]:
+def build_trainers(plan: Plan) -> dict[str, Trainer]:
     torch.manual_seed(0)
-    hf = build_hf_gpt2(build_ours(shape, "dense"))  # the init does not change the step's cost
+    hf = build_hf_gpt2(build_ours(plan, "dense"))  # the init does not change the step's cost
     trainers = {HF: Trainer(hf, hf_logits(hf))}
     for arch in ("dense", "inattn"):
-        model = build_ours(shape, arch)
+        model = build_ours(plan, arch)
         trainers[arch] = Trainer(model, model)
     return trainers
 
 
 def measure(
-    shape: Shape, rounds: int, steps: int, warmup: int
+    plan: Plan, rounds: int, steps: int, warmup: int
 ) -> tuple[dict[str, int], dict[str, list[float]]]:
     """Parameter counts, and tokens/s per model per round (interleaved, order rotated per round)."""
-    trainers = build_trainers(shape)
+    trainers = build_trainers(plan)
     gen = torch.Generator().manual_seed(1)
-    idx = torch.randint(0, shape.vocab, (shape.batch, shape.context), generator=gen)
-    targets = torch.randint(0, shape.vocab, (shape.batch, shape.context), generator=gen)
+    idx = torch.randint(0, plan.vocab, (plan.batch, plan.context), generator=gen)
+    targets = torch.randint(0, plan.vocab, (plan.batch, plan.context), generator=gen)
     for trainer in trainers.values():
         for _ in range(warmup):
             trainer.step(idx, targets)
@@ -172,10 +180,11 @@ def measure(
 # ----------------------------------------------------------------------------- report
 
 
-def shape_line(name: str, shape: Shape, rounds: int, steps: int, warmup: int, diff: float) -> str:
+def shape_line(plan: Plan, rounds: int, steps: int, warmup: int, diff: float) -> str:
+    dims = plan.shape
     return (
-        f"{name}: n_layer={shape.n_layer} n_head={shape.n_head} d_model={shape.d_model} "
-        f"vocab={shape.vocab} context={shape.context} batch={shape.batch}; "
+        f"{plan.size}: n_layer={dims['n_layer']} n_head={dims['n_head']} d_model={dims['d_model']} "
+        f"vocab={plan.vocab} context={plan.context} batch={plan.batch}; "
         f"{rounds} rounds x {steps} steps, {warmup} warm-up; "
         f"GPT-2 vs dense max |logit diff| on equal weights {diff:.1e}"
     )
@@ -222,7 +231,9 @@ def ratios(results: dict[str, tuple[dict[str, int], dict[str, list[float]]]]) ->
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--shapes", default="tiny,gpt2-small", help=f"comma list of {list(SHAPES)}")
+    p.add_argument(
+        "--shapes", default="tiny,gpt2-small", help=f"comma list of conf sizes {list(PLANS)}"
+    )
     p.add_argument("--rounds", type=int, help="rounds per shape (default: per shape)")
     p.add_argument("--steps", type=int, help="timed steps per model per round (default: per shape)")
     p.add_argument("--warmup", type=int, default=1, help="untimed steps per model first")
@@ -230,9 +241,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--out", type=Path, help="also write the report to this file")
     args = p.parse_args(argv)
     args.shapes = [s.strip() for s in args.shapes.split(",") if s.strip()]
-    unknown = [s for s in args.shapes if s not in SHAPES]
+    unknown = [s for s in args.shapes if s not in PLANS]
     if unknown or not args.shapes:
-        p.error(f"--shapes: unknown {unknown}; choose from {list(SHAPES)}")
+        p.error(f"--shapes: unknown {unknown}; choose from {list(PLANS)}")
     for name in ("rounds", "steps"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             p.error(f"--{name} must be at least 1")
@@ -248,12 +259,12 @@ def main(argv: list[str] | None = None) -> None:
     run = BenchmarkRun()
     results, notes = {}, []
     for name in args.shapes:
-        shape = SHAPES[name]
-        rounds, steps = args.rounds or shape.rounds, args.steps or shape.steps
-        diff = check_same_function(shape)
+        plan = PLANS[name]
+        rounds, steps = args.rounds or plan.rounds, args.steps or plan.steps
+        diff = check_same_function(plan)
         print(f"{name}: {rounds} rounds x {steps} steps", file=sys.stderr, flush=True)
-        results[name] = measure(shape, rounds, steps, args.warmup)
-        notes.append(shape_line(name, shape, rounds, steps, args.warmup, diff))
+        results[name] = measure(plan, rounds, steps, args.warmup)
+        notes.append(shape_line(plan, rounds, steps, args.warmup, diff))
     command = f"python benchmarks/train_throughput.py {shlex.join(argv)}".rstrip()
     import transformers
 

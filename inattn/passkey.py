@@ -19,10 +19,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from matplotlib.figure import Figure
 from tokenizers import Tokenizer
 
 from inattn.errors import ConfigError
+from inattn.reporting.figures import new_figure, save_figure
 
 FILLER = "The grass is green. The sky is blue. The sun is yellow. Here we go. There and back again."
 KEY_SENTENCE = " The pass key is {key}. Remember it. {key} is the pass key."
@@ -138,10 +138,8 @@ def passkey_accuracy(
 
 def plot_passkey(table: PasskeyTable, path: str | Path, title: str | None = None) -> Path:
     """Heatmap PNG of accuracy, depth (rows) by prompt length (columns)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig = Figure(figsize=(1.2 + 0.9 * len(table.lengths), 1.0 + 0.5 * len(table.depths)))
-    ax = fig.subplots()
+    width, height = 1.2 + 0.9 * len(table.lengths), 1.0 + 0.5 * len(table.depths)
+    fig, (ax,) = new_figure(width, height)
     image = ax.imshow(table.accuracy, vmin=0.0, vmax=1.0, cmap="RdYlGn", aspect="auto")
     ax.set_xticks(range(len(table.lengths)), [str(n) for n in table.lengths])
     ax.set_yticks(range(len(table.depths)), [f"{d:.0%}" for d in table.depths])
@@ -152,6 +150,4 @@ def plot_passkey(table: PasskeyTable, path: str | Path, title: str | None = None
             ax.text(j, i, f"{value:.0%}", ha="center", va="center", fontsize=8)
     fig.colorbar(image, ax=ax, label="accuracy")
     ax.set_title(title or f"passkey retrieval ({table.trials} trials per cell)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    return path
+    return save_figure(fig, [ax], Path(path), grid=False, legend="never")

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from inattn.errors import ConfigError
-from inattn.experiments.budget import largest_fitting
-from inattn.experiments.memory import inference_peak
+from inattn.experiments.budget import inference_peak, largest_fitting
 from inattn.model import GPT, GPTConfig
 from inattn.units import CARDS, MiB, parse_budget
 

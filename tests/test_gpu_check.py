@@ -1,4 +1,4 @@
-"""benchmarks/gpu_check.py: the agreement verdicts on synthetic rows, a tiny CPU run, bad input."""
+"""benchmarks/gpu_check.py: the agreement verdicts on synthetic rows, a quick CPU run, bad input."""
 
 from __future__ import annotations
 
@@ -118,6 +118,7 @@ def test_full_plan_covers_every_mode_and_builds_valid_specs(gc_mod):
     plan = gc_mod.FULL
     assert (plan.n_layer, plan.n_head, plan.d_model, plan.vocab) == (12, 12, 768, 50257)
     assert max(plan.speed_T) == 131072 and plan.dtype == "bf16"
+    assert (gc_mod.QUICK.size, gc_mod.QUICK.d_model) == ("nano", 64)  # conf/size/nano.yaml
     # cuda specs cannot be built here; cpu runs the same validation (modes, limit, HF peer)
     for measure, modes, Ts in (
         ("memory", gc_mod.MEMORY_MODES, plan.memory_T),
@@ -155,10 +156,10 @@ def env() -> dict[str, str]:
     return {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
 
 
-def test_tiny_cpu_run(gc_mod, tmp_path):
+def test_quick_cpu_run(gc_mod, tmp_path):
     out = tmp_path / "gpu"
     proc = subprocess.run(
-        [sys.executable, str(SCRIPT), "--device", "cpu", "--tiny", "--out", str(out)],
+        [sys.executable, str(SCRIPT), "--device", "cpu", "--quick", "--out", str(out)],
         capture_output=True,
         text=True,
         env=env(),
@@ -169,7 +170,7 @@ def test_tiny_cpu_run(gc_mod, tmp_path):
     assert proc.stdout == text
     for field in ("device:       cpu", f"torch:        {torch.__version__}", "git revision:"):
         assert field in text
-    assert "--device cpu --tiny --out" in text and "wall time:" in text
+    assert "--device cpu --quick --out" in text and "wall time:" in text
     assert "status:       done" in text and text.rstrip().endswith("verdict: PASS")
     na = [ln for ln in text.splitlines() if ln.endswith("n/a (no CUDA allocator on cpu)")]
     assert len(na) == 2 * (len(modes_for("dense")) + len(modes_for("inattn")))  # 2 contexts
@@ -201,7 +202,7 @@ def test_a_failing_grid_is_recorded_and_exits_1(gc_mod, tmp_path, monkeypatch, c
 
     monkeypatch.setattr(gc_mod, "run_bench", fake_bench)
     monkeypatch.setattr(gc_mod, "hf_available", lambda: False)
-    code = gc_mod.main(["--device", "cpu", "--tiny", "--out", str(tmp_path)])
+    code = gc_mod.main(["--device", "cpu", "--quick", "--out", str(tmp_path)])
     assert code == 1
     # the grids after the failing one still ran
     assert calls == [("memory", 16), ("memory", 64), ("speed", 16), ("speed", 64)]

@@ -10,10 +10,10 @@ import pytest
 
 from inattn.cli.report import main
 from inattn.errors import ConfigError, DataError
-from inattn.report import (
+from inattn.reporting.markdown import table as markdown_table
+from inattn.reporting.runs_summary import (
     Series,
     collect_runs,
-    markdown_table,
     metric_vs_params,
     plot_xy,
     scan_runs,

@@ -5,17 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only: no display needed
-
-import matplotlib.pyplot as plt  # noqa: E402
-
-from inattn.bench.fit import Fit  # noqa: E402
-from inattn.bench.grid import Row  # noqa: E402
+from inattn.bench.fit import Fit
+from inattn.bench.grid import Row
+from inattn.reporting.figures import log_log_axes, new_figure, palette, save_figure
 from inattn.units import MiB
 
 MARKERS = "osD^v<>p*h"
+CONTEXT_AXIS = "context length T (tokens)"
 
 
 def _series(rows: Sequence[Row], field: str) -> dict[tuple[str, str], tuple[list, list]]:
@@ -34,7 +30,7 @@ def _styles(series: dict[tuple[str, str], tuple[list, list]]) -> dict[tuple[str,
     """One colour per mode, one marker per size: the same mode looks the same in every panel."""
     keys = sorted({k for _, k in series})
     sizes = sorted({s for s, _ in series})
-    cmap = plt.get_cmap("tab10")
+    cmap = palette()
     return {
         (s, k): {
             "color": cmap(keys.index(k) % 10),
@@ -55,7 +51,7 @@ def plot_memory(rows: Sequence[Row], fits: Sequence[Fit], path: Path, title: str
     styles = _styles(total)
     sizes = {s for s, _ in total}
     by_key = {(f.size, f.key): f for f in fits}
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 5.2))
+    fig, (ax1, ax2) = new_figure(13, 5.2, panels=2, sharey=False)
     for (size, key), (xs, ys) in total.items():
         ax1.plot(xs, [y / MiB for y in ys], label=_name(size, key, sizes), **styles[size, key])
     for (size, key), (xs, ys) in beyond.items():
@@ -70,8 +66,8 @@ def plot_memory(rows: Sequence[Row], fits: Sequence[Fit], path: Path, title: str
     ax1.set_title("peak memory, weights included")
     ax2.set_title("peak memory - weights" + fit_note, fontsize=10)
     for ax in (ax1, ax2):
-        _log_log(ax, "MiB")
-    return _save(fig, title, path)
+        log_log_axes(ax, CONTEXT_AXIS, "MiB")
+    return save_figure(fig, [ax1, ax2], path, title=title, legend="drawn")
 
 
 def plot_speed(rows: Sequence[Row], path: Path, title: str) -> Path:
@@ -84,30 +80,10 @@ def plot_speed(rows: Sequence[Row], path: Path, title: str) -> Path:
     panels = [p for p in panels if series[p[0]]] or panels[:1]  # an empty grid: one empty panel
     styles = _styles({k: v for field in series for k, v in series[field].items()})
     sizes = {s for field in series for s, _ in series[field]}
-    fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 5.2), squeeze=False)
-    for ax, (field, name, unit) in zip(axes[0], panels, strict=True):
+    fig, axes = new_figure(6.5 * len(panels), 5.2, panels=len(panels), sharey=False)
+    for ax, (field, name, unit) in zip(axes, panels, strict=True):
         for (size, key), (xs, ys) in series[field].items():
             ax.plot(xs, ys, label=_name(size, key, sizes), **styles[size, key])
         ax.set_title(name)
-        _log_log(ax, unit)
-    return _save(fig, title, path)
-
-
-def _log_log(ax: plt.Axes, unit: str) -> None:
-    """Log-log axes against context length, with a legend when anything was drawn."""
-    ax.set_xscale("log", base=2)
-    ax.set_yscale("log")
-    ax.set_xlabel("context length T (tokens)")
-    ax.set_ylabel(unit)
-    ax.grid(True, which="both", alpha=0.3)
-    if ax.lines:  # every point may have been skipped
-        ax.legend(fontsize=8)
-
-
-def _save(fig: plt.Figure, title: str, path: Path) -> Path:
-    fig.suptitle(title)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+        log_log_axes(ax, CONTEXT_AXIS, unit)
+    return save_figure(fig, axes, path, title=title, legend="drawn")

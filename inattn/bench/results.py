@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import csv
-import logging
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from inattn.bench.fit import Fit
 from inattn.bench.grid import COLUMNS, Row
+from inattn.reporting.wandb_log import guarded_run, table
 from inattn.run_info import write_json_atomic
 from inattn.units import MiB
-
-log = logging.getLogger(__name__)
 
 
 def write_csv(rows: Sequence[Row], path: Path) -> Path:
@@ -112,33 +109,24 @@ def log_wandb(
 
     A W&B failure never loses results: they are in results.csv and results.json already.
     """
-    mode = wandb_cfg.get("mode", "offline")
-    if mode == "disabled":
-        return False
-    os.environ.setdefault("WANDB_SILENT", "true")
-    try:
-        import wandb
 
-        run = wandb.init(
-            project=wandb_cfg.get("project", "inattn"),
-            entity=wandb_cfg.get("entity"),
-            mode=mode,
-            dir=str(run_dir),
-            name=name,
-            job_type="bench",
-            config=config,
-            settings=wandb.Settings(init_timeout=float(wandb_cfg.get("init_timeout", 60))),
-        )
-        table = wandb.Table(columns=COLUMNS, data=[[r.to_dict()[c] for c in COLUMNS] for r in rows])
-        payload: dict[str, Any] = {"results": table}
+    def fill(wandb: Any, run: Any) -> None:
+        payload: dict[str, Any] = {"results": table(wandb, [r.to_dict() for r in rows], COLUMNS)}
         payload |= {key: wandb.Image(str(path)) for key, path in images.items()}
         run.log(payload)
         for f in fits:
             if f.exponent is not None:
                 run.summary[f"exponent/{f.size}/{f.key}"] = f.exponent
-        run.finish()
-    except Exception as err:  # W&B must never cost the results
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        log.warning("W&B logging failed (%s); results are in the run folder", reason)
-        return False
-    return True
+
+    return guarded_run(
+        fill,
+        mode=wandb_cfg.get("mode", "offline"),
+        results_at="results are in the run folder",
+        init_timeout=float(wandb_cfg.get("init_timeout", 60)),
+        project=wandb_cfg.get("project", "inattn"),
+        entity=wandb_cfg.get("entity"),
+        dir=str(run_dir),
+        name=name,
+        job_type="bench",
+        config=config,
+    )

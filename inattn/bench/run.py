@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
-import shlex
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,7 +11,7 @@ from inattn.bench.grid import Row, run_grid
 from inattn.bench.plots import plot_memory, plot_speed
 from inattn.bench.results import log_wandb, table_text, write_csv, write_json
 from inattn.bench.spec import BenchSpec
-from inattn.run_info import git_revision, machine
+from inattn.reporting.provenance import command_line, git_revision, local_time, machine
 
 MEMORY_PNG = "memory_vs_context.png"
 SPEED_PNG = "speed_vs_context.png"
@@ -33,11 +30,12 @@ class BenchResult:
 
 
 def run_info(spec: BenchSpec, command: str | None = None) -> dict[str, Any]:
+    """results.json's head: the grid, then where the numbers come from."""
     return {
         "spec": spec.to_dict(),
         "git_revision": git_revision(),
-        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "command": command or shlex.join(["inattn-bench", *sys.argv[1:]]),
+        "date": local_time(),
+        "command": command or command_line("inattn-bench"),
         "machine": machine(),
     }
 

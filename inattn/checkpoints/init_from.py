@@ -29,8 +29,8 @@ from inattn.checkpoints.hf_folder import (
 )
 from inattn.checkpoints.io import CheckpointError, check_shape
 from inattn.checkpoints.pretrained import LoadedModel, load_model
+from inattn.context_extension import extend_context
 from inattn.model import GPT, GPTConfig
-from inattn.positions import extend_context
 
 # Command-line keys that set part of the shape, and the GPTConfig fields they set.
 SHAPE_KEYS = {

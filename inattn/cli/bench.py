@@ -14,12 +14,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from inattn.bench.spec import VARIANT_FIELDS, BenchSpec, parse_limit
 from inattn.cli.app import run_app
-from inattn.config import CONF_DIR, to_dict
+from inattn.config import to_dict
 from inattn.errors import ConfigError
 from inattn.model import VARIANTS, variant_fields
+from inattn.sizes import SHAPE_KEYS, size_shape
 
 SPEED_KEYS = ("repeats", "warmup", "decode_steps", "recompute_decode", "ttft_max_context")
-SHAPE_KEYS = ("n_layer", "n_head", "d_model")
 WANDB_MODES = ("offline", "online", "disabled")
 
 
@@ -28,14 +28,7 @@ def size_shapes(cfg: DictConfig) -> dict[str, dict[str, int]]:
     if cfg.sizes is None:
         return {str(cfg.model.size): {k: cfg.model[k] for k in SHAPE_KEYS}}
     names = list(cfg.sizes) if not isinstance(cfg.sizes, str) else [cfg.sizes]
-    known = sorted(p.stem for p in (CONF_DIR / "size").glob("*.yaml"))
-    shapes = {}
-    for name in names:
-        if name not in known:
-            raise ConfigError("sizes", f"unknown size {name!r}; choose from {known}")
-        node = OmegaConf.load(CONF_DIR / "size" / f"{name}.yaml")
-        shapes[str(name)] = {k: node[k] for k in SHAPE_KEYS}
-    return shapes
+    return {str(name): size_shape(str(name), "sizes") for name in names}
 
 
 def variant_overrides(cfg: DictConfig, variant: str) -> dict[str, dict[str, Any]]:

@@ -8,7 +8,6 @@ scores to W&B. Exit codes: 0 done, 2 bad input (one line naming the field or fil
 from __future__ import annotations
 
 import importlib.util
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -103,27 +102,25 @@ def write_results(path: Path, ckpt: Path, results: dict[str, Any]) -> None:
     write_json_atomic(path, {"checkpoint": str(ckpt), "tasks": tasks, "time": time.time()})
 
 
-def log_wandb(cfg: DictConfig, folder: Path, ckpt: Path, flat: dict[str, float]) -> None:
+def log_wandb(cfg: DictConfig, folder: Path, ckpt: Path, flat: dict[str, float]) -> bool:
     """One W&B run of job type `eval` in the run folder; W&B failing costs a warning only."""
-    if cfg.logger.mode == "disabled":
-        return
-    try:
-        import wandb
+    from inattn.reporting.wandb_log import guarded_run
 
-        run = wandb.init(
-            project=cfg.logger.project,
-            entity=cfg.logger.entity,
-            mode=cfg.logger.mode,
-            dir=str(folder),
-            job_type="eval",
-            name=f"eval-{folder.name}",
-            config={"ckpt": str(ckpt), "tasks": as_list(cfg.tasks), "limit": cfg.limit},
-        )
+    def fill(wandb: Any, run: Any) -> None:
         run.log({f"eval/{k}": v for k, v in flat.items()})
         run.summary.update({f"eval/{k}": v for k, v in flat.items()})
-        run.finish()
-    except Exception as err:  # W&B never stops an evaluation
-        print(f"warning: W&B logging failed ({err}); scores are in eval.json", file=sys.stderr)
+
+    return guarded_run(
+        fill,
+        mode=cfg.logger.mode,
+        results_at=f"scores are in {RESULTS}",
+        project=cfg.logger.project,
+        entity=cfg.logger.entity,
+        dir=str(folder),
+        job_type="eval",
+        name=f"eval-{folder.name}",
+        config={"ckpt": str(ckpt), "tasks": as_list(cfg.tasks), "limit": cfg.limit},
+    )
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:

@@ -102,28 +102,33 @@ def rebuild_experiment(folder: Path) -> Path:
 
 def build(args: argparse.Namespace) -> str:
     """Write the report; returns the table."""
-    from inattn import report  # matplotlib only once the command line is known good
+    # matplotlib only once the command line is known good
+    from inattn.reporting import markdown, runs_summary
 
     by = fields(args.by)
     if args.wandb_group:
-        runs, skipped = report.wandb_runs(args.wandb_project, args.wandb_group, args.wandb_entity)
+        runs, skipped = runs_summary.wandb_runs(
+            args.wandb_project, args.wandb_group, args.wandb_entity
+        )
         source = f"W&B project `{args.wandb_project}`, group `{args.wandb_group}`"
         out = args.out or args.folder or Path(".")
     else:
-        runs, skipped = report.scan_runs(args.folder)
+        runs, skipped = runs_summary.scan_runs(args.folder)
         source = f"`{args.folder}`"
         out = args.out or args.folder
     if not runs:
         where = f"group {args.wandb_group!r}" if args.wandb_group else str(args.folder)
         raise UserError("folder", f"no finished runs (metrics.json) found in {where}")
 
-    rows = report.summarise(runs, by, args.metric)
+    rows = runs_summary.summarise(runs, by, args.metric)
     columns = [*by, *(["params"] if "params" not in by else []), "n", "mean", "std"]
     headers = {"mean": f"{args.metric} mean", "std": f"{args.metric} std", "n": "runs"}
-    table = report.markdown_table(rows, columns, headers)
+    table = markdown.table(rows, columns, headers)
 
     out.mkdir(parents=True, exist_ok=True)
-    plot = report.plot_metric_vs_params(rows, out / f"{args.metric}_vs_params.png", by, args.metric)
+    plot = runs_summary.plot_metric_vs_params(
+        rows, out / f"{args.metric}_vs_params.png", by, args.metric
+    )
     parts: list[Any] = [
         f"# {args.metric} by {', '.join(by)}\n",
         f"{len(runs)} finished runs from {source}; std is the sample standard deviation over "

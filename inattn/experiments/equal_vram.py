@@ -30,13 +30,13 @@ from inattn.checkpoints.pretrained import load_model
 from inattn.compute import flops_per_token, training_flops
 from inattn.data.build import build_data
 from inattn.errors import ConfigError
-from inattn.experiments import record
-from inattn.experiments.budget import largest_fitting
+from inattn.experiments.budget import inference_peak, largest_fitting
 from inattn.experiments.evaluate import eval_sets, evaluate_at, log2_buckets
-from inattn.experiments.memory import inference_peak
+from inattn.experiments.frame import conclude, provenance, read_back, underway
 from inattn.experiments.sweep import compose_train, run_sweep
-from inattn.experiments.writeup import log_summary_run, new_figure, save_figure
 from inattn.model import GPT
+from inattn.reporting.figures import new_figure, save_figure
+from inattn.reporting.markdown import grid
 from inattn.training.config import model_config
 from inattn.units import MiB, human_bytes, parse_budget
 from inattn.verdicts import mean, sd
@@ -211,9 +211,8 @@ def runs_to_train(
 
 
 def run(cfg: DictConfig, launcher: str | None) -> Path | None:
-    prov = record.provenance()
+    prov = provenance()
     design = design_from(cfg)
-    out = Path(cfg.report_dir) / NAME
     pl = plan(design, cfg.paths.cache)
     print(plan_text(design, pl), flush=True)
     if cfg.dry_run:
@@ -221,9 +220,8 @@ def run(cfg: DictConfig, launcher: str | None) -> Path | None:
 
         print_estimate(design, pl, cfg.preset.get("gpu"))
         return None
-    out.mkdir(parents=True, exist_ok=True)
-    record.write_design(out, {"experiment": NAME, "design": design, "plan": pl, "provenance": prov})
-    runs_dir = Path(cfg.runs_dir) / NAME
+    started = underway(cfg, NAME, design, prov, {"plan": pl})
+    runs_dir = started.runs_dir
     metrics = []
     for job in sweeps(pl["runs"]):
         metrics += run_sweep(
@@ -234,15 +232,7 @@ def run(cfg: DictConfig, launcher: str | None) -> Path | None:
             root=Path(cfg.paths.root),
         )
     rows, positions = evaluate_runs(design, pl, metrics, cfg.paths.cache)
-    record.write_rows(out / record.RUNS_FILE, rows, record.RUN_COLUMNS)
-    record.write_rows(out / record.POSITIONS_FILE, positions, record.POSITION_COLUMNS)
-    record.write_design(
-        out,
-        {"experiment": NAME, "design": design, "plan": pl, "provenance": record.finish(prov)},
-    )
-    report = render(out)
-    log_summary_run(out, {"runs": rows})
-    return report
+    return conclude(started, rows, render, positions)
 
 
 def sweeps(runs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -362,15 +352,13 @@ RULES = (
 
 def render(folder: Path) -> Path:
     """report.md and plots from design.json, runs.csv and positions.csv alone."""
-    from inattn.experiments.writeup import write_rendered
-
-    folder = Path(folder)
-    saved, rows, positions = record.load(folder)
-    design, pl = saved["design"], saved["plan"]
+    written = read_back(folder)
+    folder, rows = written.folder, written.rows
+    design, pl = written.design, written.saved["plan"]
     v = verdicts(design, pl, rows)
     plot_frontiers(design, pl, rows, folder / "loss_vs_memory.png")
     plot_compute(rows, folder / "loss_vs_flops.png")
-    plot_positions(design, pl, positions, folder / "loss_by_position.png")
+    plot_positions(design, pl, written.positions, folder / "loss_by_position.png")
     sections = [
         "## Claims\n" + "\n".join(f"- {CLAIMS[k]}" for k in CLAIMS if k != "memory"),
         "## Verdicts\n" + verdict_text(v),
@@ -381,12 +369,7 @@ def render(folder: Path) -> Path:
         "![loss by position](loss_by_position.png)",
         "## Every trained configuration\n" + grid_table(rows),
     ]
-    return write_rendered(
-        folder / "report.md",
-        "Equal memory: InAttention vs the dense K/V-cache family",
-        sections,
-        saved["provenance"],
-    )
+    return written.report("Equal memory: InAttention vs the dense K/V-cache family", sections)
 
 
 def verdict_text(v: Mapping[str, Any]) -> str:
@@ -433,15 +416,16 @@ def design_text(design: Mapping[str, Any], pl: Mapping[str, Any]) -> str:
 
 
 def plan_table(design: Mapping[str, Any], pl: Mapping[str, Any]) -> str:
-    lines = ["| variant | size | params | MiB | chosen at |", "|---|---|---|---|---|"]
+    body = []
     for s in pl["shapes"].values():
         chosen = [b for b, picked in pl["choices"].items() if picked[s["variant"]] == s["size"]]
-        lines.append(
-            f"| {s['variant']} | {s['size']} | {s['params']:,} | {s['memory_bytes'] / MiB:.2f} | "
-            f"{', '.join(chosen) or '-'} |"
-        )
+        body.append(
+            [s["variant"], s["size"], f"{s['params']:,}", f"{s['memory_bytes'] / MiB:.2f}",
+             ", ".join(chosen) or "-"]
+        )  # fmt: skip
     budgets = ", ".join(f"{b} = {n / MiB:.2f} MiB" for b, n in pl["budgets"].items())
-    return "\n".join(lines) + f"\n\nBudgets: {budgets}."
+    table = grid(["variant", "size", "params", "MiB", "chosen at"], body)
+    return table + f"\n\nBudgets: {budgets}."
 
 
 def group(rows: Sequence[Mapping[str, Any]]) -> dict[tuple, list[Mapping[str, Any]]]:
@@ -457,15 +441,15 @@ def regime_text(design: Mapping[str, Any], pl: Mapping[str, Any], rows: Sequence
         "Mean loss over the first 8 positions against the second half of the deployment "
         "context, and the relative gain (mean over seeds).",
         "",
-        "| route | variant | size | loss first 8 | loss second half | context gain |",
-        "|---|---|---|---|---|---|",
     ]
-    for (route, variant, size), rs in group(rows).items():
-        lines.append(
-            f"| {route} | {variant} | {size} | {mean([r['loss_first8'] for r in rs]):.3f} | "
-            f"{mean([r['loss_second_half'] for r in rs]):.3f} | "
-            f"{mean([r['context_gain'] for r in rs]):.1%} |"
-        )
+    head = ["route", "variant", "size", "loss first 8", "loss second half", "context gain"]
+    body = [
+        [route, variant, size, f"{mean([r['loss_first8'] for r in rs]):.3f}",
+         f"{mean([r['loss_second_half'] for r in rs]):.3f}",
+         f"{mean([r['context_gain'] for r in rs]):.1%}"]
+        for (route, variant, size), rs in group(rows).items()
+    ]  # fmt: skip
+    lines.append(grid(head, body))
     dense = {picked[REFERENCE] for picked in pl["choices"].values()} - {None}
     gains = {
         s: mean([r["context_gain"] for r in rows
@@ -495,47 +479,44 @@ def budget_tables(
             f"### Budget {budget} ({pl['budgets'][budget] / MiB:.2f} MiB at T = "
             f"{design['context_length']})",
             "",
-            "| variant | size | params | memory MiB | tokens | training TFLOP | loss (mean ± sd) "
-            "| minus InAttention (paired) |",
-            "|---|---|---|---|---|---|---|---|",
         ]
-        means = {}
+        means, body = {}, []
         for variant, size in picked.items():
             if size is None:
-                lines.append(f"| {variant} | none fits | | | | | | |")
+                body.append([variant, "none fits", *[""] * 6])
                 continue
             rs = groups.get(("ladder", variant, size), [])
             losses = [r["val_loss"] for r in rs]
             means[variant] = mean(losses)
             diff = vs.get((budget, variant))
-            lines.append(
-                f"| {variant} | {size} | {rs[0]['params']:,} | {rs[0]['memory_bytes'] / MiB:.2f} "
-                f"| {mean([r['tokens'] for r in rs]):,.0f} | "
-                f"{mean([r['flops'] for r in rs]) / 1e12:.2f} | "
-                f"{means[variant]:.4f} ± {sd(losses):.4f} (n={len(rs)}) | "
-                f"{diff['paired'].text() + ' ' + diff['word'] if diff else ''} |"
-            )
+            body.append(
+                [variant, size, f"{rs[0]['params']:,}", f"{rs[0]['memory_bytes'] / MiB:.2f}",
+                 f"{mean([r['tokens'] for r in rs]):,.0f}",
+                 f"{mean([r['flops'] for r in rs]) / 1e12:.2f}",
+                 f"{means[variant]:.4f} ± {sd(losses):.4f} (n={len(rs)})",
+                 diff["paired"].text() + " " + diff["word"] if diff else ""]
+            )  # fmt: skip
+        head = ["variant", "size", "params", "memory MiB", "tokens", "training TFLOP",
+                "loss (mean ± sd)", "minus InAttention (paired)"]  # fmt: skip
         best = min(means, key=means.get) if means else None
-        lines += ["", f"Lowest mean loss at this budget: **{best}**."]
+        lines += [grid(head, body), "", f"Lowest mean loss at this budget: **{best}**."]
         parts.append("\n".join(lines))
     return "\n\n".join(parts)
 
 
 def grid_table(rows: Sequence[Mapping[str, Any]]) -> str:
-    lines = [
-        "| route | variant | size | params | steps | tokens | TFLOP | memory MiB | loss at T "
-        "(mean ± sd) | loss at train context | n |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
+    head = ["route", "variant", "size", "params", "steps", "tokens", "TFLOP", "memory MiB",
+            "loss at T (mean ± sd)", "loss at train context", "n"]  # fmt: skip
+    body = []
     for (route, variant, size), rs in group(rows).items():
         losses = [r["val_loss"] for r in rs]
-        lines.append(
-            f"| {route} | {variant} | {size} | {rs[0]['params']:,} | {rs[0]['steps']} | "
-            f"{rs[0]['tokens']:,} | {rs[0]['flops'] / 1e12:.2f} | "
-            f"{rs[0]['memory_bytes'] / MiB:.2f} | {mean(losses):.4f} ± {sd(losses):.4f} | "
-            f"{mean([r['train_val_loss'] for r in rs]):.4f} | {len(rs)} |"
-        )
-    return "\n".join(lines)
+        body.append(
+            [route, variant, size, f"{rs[0]['params']:,}", rs[0]["steps"], f"{rs[0]['tokens']:,}",
+             f"{rs[0]['flops'] / 1e12:.2f}", f"{rs[0]['memory_bytes'] / MiB:.2f}",
+             f"{mean(losses):.4f} ± {sd(losses):.4f}",
+             f"{mean([r['train_val_loss'] for r in rs]):.4f}", len(rs)]
+        )  # fmt: skip
+    return grid(head, body)
 
 
 # ----------------------------------------------------------------------------- plots

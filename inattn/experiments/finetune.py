@@ -26,31 +26,22 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from inattn.checkpoints.pretrained import load_model
 from inattn.compute import training_flops
-from inattn.experiments import record
+from inattn.context_extension import extend_context
 from inattn.experiments.copy_probe import copy_probe
 from inattn.experiments.evaluate import eval_sets, evaluate_at, log2_buckets
-from inattn.experiments.sweep import run_sweep
-from inattn.experiments.writeup import log_summary_run, new_figure, save_figure
+from inattn.experiments.frame import begin, conclude, preset_design, read_back, train_stage
 from inattn.inference.generate import generate
 from inattn.passkey import passkey_accuracy
-from inattn.positions import extend_context
+from inattn.reporting.figures import new_figure, save_figure
+from inattn.reporting.markdown import grid
 from inattn.verdicts import combine, mean, paired_by_seed, verdict
 
 NAME = "finetune"
 ROUTES = ("pretrained", "finetuned", "more-T0", "scratch-tokens", "scratch-steps")
-SUBDIR = "hydra.sweep.subdir=${model.variant}_seed${seed}"  # so stages can find each other's runs
-
-
-def design_from(cfg: DictConfig) -> dict[str, Any]:
-    design = OmegaConf.to_container(cfg.preset.finetune, resolve=True)
-    if cfg.seeds is not None:
-        design["seeds"] = list(cfg.seeds)  # type: ignore[index]
-    design["train"] = list(cfg.preset.train)  # type: ignore[index]
-    return design  # type: ignore[return-value]
 
 
 def stages(design: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
@@ -90,43 +81,21 @@ def plan_text(design: Mapping[str, Any]) -> str:
 
 
 def run(cfg: DictConfig, launcher: str | None) -> Path | None:
-    prov = record.provenance()
-    design = design_from(cfg)
-    print(plan_text(design), flush=True)
-    if cfg.dry_run:
+    design = preset_design(cfg, NAME)
+    started = begin(cfg, NAME, design, plan_text(design))
+    if started is None:
         return None
-    out = Path(cfg.report_dir) / NAME
-    record.start(out, NAME, design, prov)
-    runs_dir = Path(cfg.runs_dir) / NAME
+    grid = {"arch": design["variants"], "seed": design["seeds"]}
+    init = f"{started.runs_dir / 'pretrain'}/${{model.variant}}_seed${{seed}}/checkpoints/last.ckpt"
     metrics: dict[str, list[dict]] = {}
     for name, st in stages(design).items():
-        init = f"{runs_dir / 'pretrain'}/${{model.variant}}_seed${{seed}}/checkpoints/last.ckpt"
         extra = [f"init_from={init}", f"init_extension={design['extension']}"] if st["init"] else []
-        metrics[name] = run_sweep(
-            runs_dir / name,
-            {"arch": design["variants"], "seed": design["seeds"]},
-            common=[
-                *design["train"],
-                f"size={design['size']}",
-                f"position={design['position']}",
-                f"context_length={st['T']}",
-                f"trainer.max_steps={st['steps']}",
-                f"group={NAME}",
-                SUBDIR,
-                *extra,
-            ],
-            launcher=launcher,
-            root=Path(cfg.paths.root),
-        )
+        metrics[name] = train_stage(
+            started, name, grid, st["T"], st["steps"], *extra,
+            launcher=launcher, root=Path(cfg.paths.root),
+        )  # fmt: skip
     rows, positions = evaluate_all(design, metrics, cfg.paths.cache)
-    record.write_rows(out / record.RUNS_FILE, rows, record.RUN_COLUMNS)
-    record.write_rows(out / record.POSITIONS_FILE, positions, record.POSITION_COLUMNS)
-    record.write_design(
-        out, {"experiment": NAME, "design": design, "provenance": record.finish(prov)}
-    )
-    report = render(out)
-    log_summary_run(out, {"runs": rows})
-    return report
+    return conclude(started, rows, render, positions)
 
 
 # ----------------------------------------------------------------------------- evaluation
@@ -254,13 +223,10 @@ def verdicts(design: Mapping[str, Any], rows: Sequence[Mapping]) -> dict[str, di
 
 def render(folder: Path) -> Path:
     """report.md and plots from design.json, runs.csv and positions.csv alone."""
-    from inattn.experiments.writeup import write_rendered
-
-    folder = Path(folder)
-    saved, rows, positions = record.load(folder)
-    design = saved["design"]
+    written = read_back(folder)
+    design, rows = written.design, written.rows
     v = verdicts(design, rows)
-    plot_positions(design, positions, folder / "loss_by_position.png")
+    plot_positions(design, written.positions, written.folder / "loss_by_position.png")
     sections = [
         "## Claim\n(d) A model pretrained at a short context T0 is extended to a longer context "
         "T1 cheaply, by fine-tuning at T1 for a small fraction of the pretraining steps. "
@@ -272,9 +238,7 @@ def render(folder: Path) -> Path:
         "second)\n" + probe_table(design, rows),
         "![loss by position](loss_by_position.png)",
     ]
-    return write_rendered(
-        folder / "report.md", "Fine-tuning to a longer context", sections, saved["provenance"]
-    )
+    return written.report("Fine-tuning to a longer context", sections)
 
 
 def verdict_text(v: Mapping[str, Any]) -> str:
@@ -295,31 +259,28 @@ def verdict_text(v: Mapping[str, Any]) -> str:
 
 
 def results_table(design: Mapping[str, Any], rows: Sequence[Mapping]) -> str:
-    lines = [
-        "| variant | route | loss at T1 | below T0 | beyond T0 | deficit | context gain | passkey "
-        "| tokens | TFLOP | steps |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
+    head = ["variant", "route", "loss at T1", "below T0", "beyond T0", "deficit", "context gain",
+            "passkey", "tokens", "TFLOP", "steps"]  # fmt: skip
+    body = []
     for variant in design["variants"]:
         for route in ROUTES:
             rs = [r for r in rows if r["variant"] == variant and r["route"] == route]
             m = {k: mean([r.get(k) for r in rs]) for k in (
                 "val_loss", "loss_below_T0", "loss_beyond_T0", "deficit", "context_gain",
                 "passkey", "tokens", "flops", "steps")}  # fmt: skip
-            lines.append(
-                f"| {variant} | {route} | {m['val_loss']:.4f} | {m['loss_below_T0']:.4f} | "
-                f"{m['loss_beyond_T0']:.4f} | {m['deficit']:+.4f} | {m['context_gain']:.1%} | "
-                f"{'-' if m['passkey'] != m['passkey'] else format(m['passkey'], '.0%')} | "
-                f"{m['tokens']:,.0f} | {m['flops'] / 1e12:.2f} | "
-                f"{m['steps']:.0f} |"
-            )
-    return "\n".join(lines)
+            passkey = "-" if m["passkey"] != m["passkey"] else format(m["passkey"], ".0%")
+            body.append(
+                [variant, route, f"{m['val_loss']:.4f}", f"{m['loss_below_T0']:.4f}",
+                 f"{m['loss_beyond_T0']:.4f}", f"{m['deficit']:+.4f}", f"{m['context_gain']:.1%}",
+                 passkey, f"{m['tokens']:,.0f}", f"{m['flops'] / 1e12:.2f}", f"{m['steps']:.0f}"]
+            )  # fmt: skip
+    return grid(head, body)
 
 
 def probe_table(design: Mapping[str, Any], rows: Sequence[Mapping]) -> str:
     distances = design["probe"]["distances"]
-    head = " | ".join(f"d={d}: first / second / gain" for d in distances)
-    lines = [f"| variant | route | {head} |", "|---|---|" + "---|" * len(distances)]
+    head = ["variant", "route", *(f"d={d}: first / second / gain" for d in distances)]
+    body = []
     for variant in design["variants"]:
         for route in ROUTES:
             rs = [r for r in rows if r["variant"] == variant and r["route"] == route]
@@ -329,8 +290,8 @@ def probe_table(design: Mapping[str, Any], rows: Sequence[Mapping]) -> str:
                 f"{mean([r[f'copy_gain_{d}'] for r in rs]):+.3f}"
                 for d in distances
             ]
-            lines.append(f"| {variant} | {route} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+            body.append([variant, route, *cells])
+    return grid(head, body)
 
 
 def plot_positions(design: Mapping[str, Any], positions: Sequence[Mapping], path: Path) -> None:

@@ -14,19 +14,14 @@ for byte apart from the line that dates the rendering.
 from __future__ import annotations
 
 import csv
-import datetime
 import io
 import json
-import os
-import shlex
-import sys
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from inattn.errors import DataError
-from inattn.run_info import git_revision, machine, write_atomic
+from inattn.run_info import write_atomic
 
 DESIGN_FILE, RUNS_FILE, POSITIONS_FILE = "design.json", "runs.csv", "positions.csv"
 
@@ -47,27 +42,6 @@ RUN_COLUMNS = (
     "val_loss",
 )
 POSITION_COLUMNS = ("route", "variant", "size", "seed", "first", "last", "loss")
-
-
-def provenance(command: Sequence[str] | None = None) -> dict[str, Any]:
-    """Read at the start of an experiment: the code's revision (`-dirty` if changed), command."""
-    return {
-        "revision": git_revision(),
-        "command": shlex.join(command or ["inattn-reproduce", *sys.argv[1:]]),
-        "machine": machine(),
-        "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "load_average_start": round(os.getloadavg()[0], 2),
-        "clock_start": time.time(),
-    }
-
-
-def finish(prov: dict[str, Any]) -> dict[str, Any]:
-    """Provenance completed at the end: wall time and load."""
-    return {
-        **{k: v for k, v in prov.items() if k != "clock_start"},
-        "wall_minutes": round((time.time() - prov["clock_start"]) / 60, 2),
-        "load_average_end": round(os.getloadavg()[0], 2),
-    }
 
 
 def write_design(folder: Path, design: Mapping[str, Any]) -> None:
@@ -123,12 +97,6 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
         raise DataError("folder", f"no {path.name} in {path.parent}")
     with open(path, newline="") as f:
         return [{k: _parse(v) for k, v in row.items()} for row in csv.DictReader(f)]
-
-
-def start(folder: Path, name: str, design: Mapping[str, Any], prov: dict[str, Any]) -> None:
-    """The experiment's folder, with its design and provenance written before any training."""
-    Path(folder).mkdir(parents=True, exist_ok=True)
-    write_design(folder, {"experiment": name, "design": design, "provenance": prov})
 
 
 def load(folder: Path) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:

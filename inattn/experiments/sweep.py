@@ -20,7 +20,7 @@ from omegaconf import DictConfig
 
 from inattn.config import CONF_DIR
 from inattn.errors import UserError
-from inattn.report import collect_runs
+from inattn.reporting.runs_summary import collect_runs
 
 
 def sweep_value(value: Any) -> str:

@@ -21,27 +21,18 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from inattn.checkpoints.init_from import convert_arch
 from inattn.checkpoints.pretrained import load_model
 from inattn.compute import training_flops
-from inattn.experiments import record
 from inattn.experiments.evaluate import eval_sets, evaluate_at
-from inattn.experiments.sweep import run_sweep
-from inattn.experiments.writeup import log_summary_run, new_figure, save_figure, write_rendered
+from inattn.experiments.frame import begin, conclude, preset_design, read_back, train_stage
+from inattn.reporting.figures import new_figure, save_figure
+from inattn.reporting.markdown import grid
 from inattn.verdicts import combine, mean, paired_by_seed, verdict
 
 NAME = "uptrain"
-SUBDIR = "hydra.sweep.subdir=${model.variant}_seed${seed}"
-
-
-def design_from(cfg: DictConfig) -> dict[str, Any]:
-    design = OmegaConf.to_container(cfg.preset.uptrain, resolve=True)
-    if cfg.seeds is not None:
-        design["seeds"] = list(cfg.seeds)  # type: ignore[index]
-    design["train"] = list(cfg.preset.train)  # type: ignore[index]
-    return design  # type: ignore[return-value]
 
 
 def fraction_steps(design: Mapping[str, Any], fraction: float) -> int:
@@ -73,46 +64,24 @@ def plan_text(design: Mapping[str, Any]) -> str:
 
 
 def run(cfg: DictConfig, launcher: str | None) -> Path | None:
-    prov = record.provenance()
-    design = design_from(cfg)
-    print(plan_text(design), flush=True)
-    if cfg.dry_run:
+    design = preset_design(cfg, NAME)
+    started = begin(cfg, NAME, design, plan_text(design))
+    if started is None:
         return None
-    out = Path(cfg.report_dir) / NAME
-    record.start(out, NAME, design, prov)
-    runs_dir = Path(cfg.runs_dir) / NAME
-    common = [
-        *design["train"],
-        f"size={design['size']}",
-        f"position={design['position']}",
-        f"context_length={design['context_length']}",
-        f"group={NAME}",
-        SUBDIR,
-    ]
 
     def sweep(stage: str, arch: str, steps: int, *extra: str) -> list[dict]:
-        return run_sweep(
-            runs_dir / stage,
-            {"arch": arch, "seed": design["seeds"]},
-            common=[*common, f"trainer.max_steps={steps}", *extra],
-            launcher=launcher,
-            root=Path(cfg.paths.root),
-        )
+        grid = {"arch": arch, "seed": design["seeds"]}
+        T, root = design["context_length"], Path(cfg.paths.root)
+        return train_stage(started, stage, grid, T, steps, *extra, launcher=launcher, root=root)
 
     metrics = {"source": sweep("source", "dense", design["source_steps"])}
-    source = f"{runs_dir / 'source'}/dense_seed${{seed}}/checkpoints/last.ckpt"
+    source = f"{started.runs_dir / 'source'}/dense_seed${{seed}}/checkpoints/last.ckpt"
     for f in design["fractions"]:
         n = fraction_steps(design, f)
         metrics[f"uptrain-{f:g}"] = sweep(f"uptrain-{f:g}", "inattn", n, f"init_from={source}")
         metrics[f"scratch-{f:g}"] = sweep(f"scratch-{f:g}", "inattn", design["source_steps"] + n)
     rows = evaluate_all(design, metrics, cfg.paths.cache)
-    record.write_rows(out / record.RUNS_FILE, rows, record.RUN_COLUMNS)
-    record.write_design(
-        out, {"experiment": NAME, "design": design, "provenance": record.finish(prov)}
-    )
-    report = render(out)
-    log_summary_run(out, {"runs": rows})
-    return report
+    return conclude(started, rows, render)
 
 
 def evaluate_all(
@@ -200,24 +169,21 @@ def verdicts(design: Mapping[str, Any], rows: Sequence[Mapping]) -> dict[str, An
 
 def render(folder: Path) -> Path:
     """report.md and the plot from design.json and runs.csv alone."""
-    folder = Path(folder)
-    saved, rows, _ = record.load(folder)
-    design = saved["design"]
+    written = read_back(folder)
+    design, rows = written.design, written.rows
     v = verdicts(design, rows)
-    plot(v, folder / "loss_vs_fraction.png")
-    lines = [
-        "| route | loss (mean over seeds) | tokens | extra tokens | TFLOP | context gain |",
-        "|---|---|---|---|---|---|",
-    ]
+    plot(v, written.folder / "loss_vs_fraction.png")
+    head = ["route", "loss (mean over seeds)", "tokens", "extra tokens", "TFLOP", "context gain"]
+    body = []
     routes = dict.fromkeys(r["route"] for r in rows)
     for route in routes:
         rs = [r for r in rows if r["route"] == route]
         m = {k: mean([r[k] for r in rs]) for k in ("val_loss", "tokens", "extra_tokens", "flops",
                                                      "context_gain")}  # fmt: skip
-        lines.append(
-            f"| {route} | {m['val_loss']:.4f} | {m['tokens']:,.0f} | {m['extra_tokens']:,.0f} | "
-            f"{m['flops'] / 1e12:.2f} | {m['context_gain']:.1%} |"
-        )
+        body.append(
+            [route, f"{m['val_loss']:.4f}", f"{m['tokens']:,.0f}", f"{m['extra_tokens']:,.0f}",
+             f"{m['flops'] / 1e12:.2f}", f"{m['context_gain']:.1%}"]
+        )  # fmt: skip
     verdict_lines = [
         f"- Uptraining beats InAttention from scratch on equal tokens: **{v['word']}**"
     ]
@@ -233,15 +199,10 @@ def render(folder: Path) -> Path:
         "compute: cheaper than training InAttention from scratch.",
         "## Verdict\n" + "\n".join(verdict_lines),
         plan_text(design),
-        "## Results (mean over seeds)\n" + "\n".join(lines),
+        "## Results (mean over seeds)\n" + grid(head, body),
         "![loss vs fine-tuning fraction](loss_vs_fraction.png)",
     ]
-    return write_rendered(
-        folder / "report.md",
-        "Uptraining a dense model into InAttention",
-        sections,
-        saved["provenance"],
-    )
+    return written.report("Uptraining a dense model into InAttention", sections)
 
 
 def plot(v: Mapping[str, Any], path: Path) -> None:

@@ -23,15 +23,24 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from inattn.bench.fit import fit_exponent
+from inattn.claims import (
+    expected_state_growth,
+    exponent_in_band,
+    growth_matches,
+    growth_per_token,
+)
 from inattn.errors import UserError
 from inattn.experiments import record
-from inattn.experiments.writeup import log_summary_run, new_figure, save_figure
+from inattn.experiments.frame import provenance, read_back
 from inattn.inference.common import DEFAULT_CHUNK
-from inattn.units import MiB, parse_dtype
+from inattn.reporting.figures import log_log_axes, new_figure, save_figure
+from inattn.reporting.markdown import grid
+from inattn.reporting.provenance import finish
+from inattn.reporting.wandb_log import log_report
+from inattn.units import MiB
 from inattn.verdicts import HELD, NOT_HELD
 
 NAME = "vram"
-TOKEN_ID_BYTES = 8  # the state path also keeps the context's int64 token ids
 EXPECTED = {"naive": "~2", "sdpa": "~1", "kvcache": "~1", "state": "~1 (lowest)"}
 
 
@@ -59,7 +68,7 @@ def bench_command(cfg: DictConfig, out: Path) -> list[str]:
 
 
 def run(cfg: DictConfig, launcher: str | None) -> Path | None:
-    prov = record.provenance()
+    prov = provenance()
     out = Path(cfg.report_dir) / NAME
     cmd = bench_command(cfg, out)
     print("$ " + " ".join(cmd[2:]).replace("inattn.cli.bench", "inattn-bench"), flush=True)
@@ -74,10 +83,10 @@ def run(cfg: DictConfig, launcher: str | None) -> Path | None:
     record.write_rows(out / record.RUNS_FILE, rows_from(results), record.RUN_COLUMNS)
     spec = results["spec"]
     plan = {"sizes": spec["sizes"], "modes": spec["modes"], "model": spec["model"]}
-    saved = {"experiment": NAME, "design": design, "plan": plan, "provenance": record.finish(prov)}
+    saved = {"experiment": NAME, "design": design, "plan": plan, "provenance": finish(prov)}
     record.write_design(out, saved)
     report = render(out)
-    log_summary_run(out, {"runs": rows_from(results)})
+    log_report(out, {"runs": rows_from(results)})
     return report
 
 
@@ -119,10 +128,11 @@ def by_route(rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Mapping[str, A
     return out
 
 
-def growth_per_token(points: Sequence[Mapping[str, Any]]) -> float:
-    """Peak difference over context difference between the two longest contexts."""
-    (a, b) = points[-2:]
-    return (b["memory_bytes"] - a["memory_bytes"]) / (b["eval_context"] - a["eval_context"])
+def growth_of(points: Sequence[Mapping[str, Any]]) -> float:
+    """Peak bytes added per token between the two longest contexts of one route."""
+    return growth_per_token(
+        [p["eval_context"] for p in points], [p["memory_bytes"] for p in points]
+    )
 
 
 def claim_a(design: Mapping[str, Any], d_model: int, rows: Sequence[Mapping]) -> dict[str, Any]:
@@ -138,22 +148,21 @@ def claim_a(design: Mapping[str, Any], d_model: int, rows: Sequence[Mapping]) ->
         for k, pts in routes.items()
     }
     state = routes["inattn/state"]
-    expected = d_model * parse_dtype(design["dtype"]).itemsize + TOKEN_ID_BYTES
-    growth = growth_per_token(state)
+    expected = expected_state_growth(d_model, design["dtype"])
+    growth = growth_of(state)
     longest = max(p["eval_context"] for p in state)
     peaks = {k: pts[-1]["memory_bytes"] for k, pts in routes.items()
              if pts[-1]["eval_context"] == longest}  # fmt: skip
-    low, high = claim["exponent_band"]
     checks = {
-        "growth": abs(growth / expected - 1) <= claim["growth_tolerance"],
-        "exponent": fits["inattn/state"] is not None and low <= fits["inattn/state"] <= high,
+        "growth": growth_matches(growth, expected, claim["growth_tolerance"]),
+        "exponent": exponent_in_band(fits["inattn/state"], claim["exponent_band"]),
         "lowest": min(peaks, key=peaks.get) == "inattn/state",
     }
     return {
         "fits": fits,
         "growth": growth,
         "expected_growth": expected,
-        "growth_by_route": {k: growth_per_token(p) for k, p in routes.items() if len(p) > 1},
+        "growth_by_route": {k: growth_of(p) for k, p in routes.items() if len(p) > 1},
         "peaks": peaks,
         "longest": longest,
         "checks": checks,
@@ -166,29 +175,24 @@ def claim_a(design: Mapping[str, Any], d_model: int, rows: Sequence[Mapping]) ->
 
 def render(folder: Path) -> Path:
     """report.md and the plot from design.json and runs.csv alone."""
-    from inattn.experiments.writeup import write_rendered
-
-    folder = Path(folder)
-    saved = record.read_design(folder)
-    design, plan = saved["design"], saved["plan"]
-    rows = record.read_rows(folder / record.RUNS_FILE)
+    written = read_back(folder)
+    folder, rows = written.folder, written.rows
+    design, plan = written.design, written.saved["plan"]
     d_model = next(iter(plan["sizes"].values()))["d_model"]
     a = claim_a(design, d_model, rows)
     plot(rows, a, folder / "memory_vs_context.png")
     claim = design["claim"]
-    table = [
-        "| mode | fitted exponent | expected | bytes per token (two longest T) | "
-        f"peak MiB at T = {a['longest']} |",
-        "|---|---|---|---|---|",
-    ]
+    head = ["mode", "fitted exponent", "expected", "bytes per token (two longest T)",
+            f"peak MiB at T = {a['longest']}"]  # fmt: skip
+    body = []
     for key, fit in a["fits"].items():
         mode = key.split("/", 1)[1]
         peak = a["peaks"].get(key)
-        table.append(
-            f"| {key} | {'n/a' if fit is None else f'{fit:.3f}'} | {EXPECTED.get(mode, '')} | "
-            f"{a['growth_by_route'].get(key, float('nan')):,.0f} | "
-            f"{'' if peak is None else f'{peak / MiB:,.1f}'} |"
-        )
+        body.append(
+            [key, "n/a" if fit is None else f"{fit:.3f}", EXPECTED.get(mode, ""),
+             f"{a['growth_by_route'].get(key, float('nan')):,.0f}",
+             "" if peak is None else f"{peak / MiB:,.1f}"]
+        )  # fmt: skip
     c = a["checks"]
     mha = {k: v for k, v in a["peaks"].items() if k.startswith("dense/")}
     lowest = min(a["peaks"], key=a["peaks"].get)
@@ -217,11 +221,11 @@ def render(folder: Path) -> Path:
         f"{design.get('chunk', DEFAULT_CHUNK)} positions\n"
         f"- exponents fitted on the last {claim['fit_tail']:.0%} of the contexts (memory = a "
         "constant workspace + a per-token term, so the slope approaches 1 from below)",
-        "## Results\n" + "\n".join(table),
+        "## Results\n" + grid(head, body),
         "![memory vs context](memory_vs_context.png)",
         "Raw data: `runs.csv` (every mode at every T); the benchmark's own output in `bench/`.",
     ]
-    return write_rendered(folder / "report.md", "Memory vs context", sections, saved["provenance"])
+    return written.report("Memory vs context", sections)
 
 
 def plot(rows: Sequence[Mapping[str, Any]], a: Mapping[str, Any], path: Path) -> None:
@@ -231,9 +235,6 @@ def plot(rows: Sequence[Mapping[str, Any]], a: Mapping[str, Any], path: Path) ->
         label = key if fit is None else f"{key} (T^{fit:.2f})"
         ax.plot([p["eval_context"] for p in pts], [p["memory_bytes"] / MiB for p in pts],
                 marker="o", label=label)  # fmt: skip
-    ax.set_xscale("log", base=2)
-    ax.set_yscale("log")
-    ax.set_xlabel("context length T")
-    ax.set_ylabel("peak inference memory (MiB, weights included)")
+    log_log_axes(ax, "context length T", "peak inference memory (MiB, weights included)")
     ax.set_title("inference memory against context")
     save_figure(fig, [ax], path)

@@ -9,7 +9,8 @@ from typing import Any
 
 import lightning as L
 
-from inattn.run_info import git_revision, read_metrics
+from inattn.reporting.provenance import git_revision
+from inattn.run_info import read_metrics
 from inattn.training.config import RunConfig
 from inattn.training.lit import LitGPT
 

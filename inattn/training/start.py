@@ -55,7 +55,7 @@ def start_from(gpt_cfg: GPTConfig, path: str | Source, extension: str) -> Loaded
     try:
         return load_for(gpt_cfg, path, extension)
     except ConfigError as err:
-        if err.field == "method":  # the extension method, as positions.py calls it
+        if err.field == "method":  # the extension method, as context_extension.py calls it
             raise ConfigError("init_extension", err.message) from None
         raise
 

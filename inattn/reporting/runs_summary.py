@@ -1,8 +1,8 @@
-"""From runs' own results to tables and plots: metrics.json files (or W&B summaries) -> report.
+"""Finished runs summarised: metrics.json files (or W&B summaries) -> one row per group, a plot.
 
 runs, skipped = scan_runs(folder)                       # every metrics.json below folder
 rows = summarise(runs, by=("arch", "size"), metric="val_loss")  # mean, std, n per group
-markdown_table(rows, ["arch", "size", "params", "n", "mean", "std"])
+markdown.table(rows, ["arch", "size", "params", "n", "mean", "std"])
 plot_metric_vs_params(rows, "loss.png", by=("arch", "size"))
 """
 
@@ -18,9 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from matplotlib.figure import Figure
-
 from inattn.errors import ConfigError, DataError
+from inattn.reporting.figures import new_figure, save_figure
 from inattn.run_info import METRICS_FILE
 
 log = logging.getLogger(__name__)
@@ -170,31 +169,6 @@ def summarise(
     return sorted(rows, key=order)
 
 
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return f"{value:.4f}"
-    if isinstance(value, int) and not isinstance(value, bool):
-        return f"{value:,}"
-    return str(value)
-
-
-def markdown_table(
-    rows: Sequence[Mapping[str, Any]],
-    columns: Sequence[str],
-    headers: Mapping[str, str] | None = None,
-) -> str:
-    """A GitHub markdown table; floats to 4 decimals, integers with thousands separators."""
-    headers = headers or {}
-    lines = [
-        "| " + " | ".join(headers.get(c, c) for c in columns) + " |",
-        "|" + "|".join("---" for _ in columns) + "|",
-    ]
-    lines += ["| " + " | ".join(_cell(row.get(c)) for c in columns) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
-
-
 # ----------------------------------------------------------------------------- plots
 
 
@@ -215,10 +189,7 @@ def plot_xy(
     logy: bool = False,
 ) -> Path:
     """One line per series (error bars where given), saved as a PNG."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig = Figure(figsize=(6.4, 4.4))
-    ax = fig.subplots()
+    fig, (ax,) = new_figure()
     for label, s in series.items():
         ax.errorbar(s.x, s.y, yerr=s.err, marker="o", capsize=3, label=label)
     ax.set_xscale("log" if logx else "linear")
@@ -227,12 +198,7 @@ def plot_xy(
     ax.set_ylabel(ylabel)
     if title:
         ax.set_title(title)
-    ax.grid(True, which="both", alpha=0.3)
-    if series:
-        ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    return path
+    return save_figure(fig, [ax], Path(path), legend="drawn")
 
 
 def metric_vs_params(rows: Sequence[Mapping[str, Any]], by: Sequence[str]) -> dict[str, Series]:

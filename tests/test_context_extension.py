@@ -3,9 +3,9 @@ import copy
 import pytest
 import torch
 
+from inattn.context_extension import extend_context, extend_state, extend_table
 from inattn.errors import ConfigError
 from inattn.model import GPT, GPTConfig, rope_cos_sin
-from inattn.positions import extend_context, extend_state, extend_table
 
 T0 = 16
 

@@ -1,0 +1,28 @@
+"""The model shapes of `conf/size`, by name: what `size=<name>` gives a model, read anywhere.
+
+Benchmarks and `inattn-bench sizes=[...]` read shapes here rather than typing them again, so a
+name means one shape everywhere (`tiny` is 4 layers, 4 heads, d = 128).
+"""
+
+from __future__ import annotations
+
+from omegaconf import OmegaConf
+
+from inattn.config import CONF_DIR
+from inattn.errors import ConfigError
+
+SHAPE_KEYS = ("n_layer", "n_head", "d_model")
+
+
+def size_names() -> list[str]:
+    """Every size in conf/size, sorted."""
+    return sorted(p.stem for p in (CONF_DIR / "size").glob("*.yaml"))
+
+
+def size_shape(name: str, field: str = "size") -> dict[str, int]:
+    """{n_layer, n_head, d_model} of conf/size/<name>.yaml (ConfigError naming `field`: unknown)."""
+    known = size_names()
+    if name not in known:
+        raise ConfigError(field, f"unknown size {name!r}; choose from {known}")
+    node = OmegaConf.load(CONF_DIR / "size" / f"{name}.yaml")
+    return {k: int(node[k]) for k in SHAPE_KEYS}
