@@ -37,9 +37,10 @@ from inattn.bench.grid import Row
 from inattn.bench.measure import memory_point
 from inattn.bench.run import run_bench
 from inattn.bench.spec import BenchSpec
+from inattn.claims import growth_matches, growth_per_token
 from inattn.cli.bench import spec_from_config
 from inattn.config import CONF_DIR
-from inattn.inference import prefill
+from inattn.inference import cache_bytes_per_token, prefill
 from inattn.memory import MemoryTracker, fake_module, fake_tokens
 from inattn.model import GPT
 from inattn.reporting.provenance import BenchmarkRun
@@ -165,12 +166,11 @@ def grid_part(
 
 
 def growth(rows: list[Row], key: str) -> float | None:
-    """Bytes per token between the two longest contexts of a mode."""
-    points = sorted((r.context, r.peak_bytes) for r in rows if r.key == key and r.peak_bytes)
+    """Bytes per token between the two longest contexts of a mode (`inattn.claims`' rule)."""
+    points = [(r.context, r.peak_bytes) for r in rows if r.key == key and r.peak_bytes]
     if len(points) < 2:
         return None
-    (ta, pa), (tb, pb) = points[-2:]
-    return (pb - pa) / (tb - ta)
+    return growth_per_token(*zip(*points, strict=True))
 
 
 def target_part(spec: BenchSpec, rows: list[Row], seconds: float) -> tuple[list[str], bool]:
@@ -180,14 +180,14 @@ def target_part(spec: BenchSpec, rows: list[Row], seconds: float) -> tuple[list[
     state = growth(rows, "inattn/state")
     for key in ("mqa/kvcache", "cla/kvcache"):
         cfg = spec.gpt_config(size, key.split("/")[0])
-        formula = 2 * math.ceil(cfg.n_layer / cfg.kv_share) * cfg.kv_heads * cfg.head_dim * 2
+        formula = cache_bytes_per_token(cfg, "kvcache", spec.torch_dtype)  # 2 ceil(L/s) n_kv hd b
         measured = growth(rows, key)
-        ok = measured is not None and abs(measured / formula - 1) <= GROWTH_TOLERANCE
+        ok = measured is not None and growth_matches(measured, formula, GROWTH_TOLERANCE)
         shown = "n/a" if measured is None else f"{measured:,.1f} B/token vs {formula:,}"
         checks.append((f"{key} growth within 2% of 2 ceil(L/s) n_kv hd x 2 B", shown, ok))
     cla = growth(rows, "cla/kvcache")
     if cla is not None and state is not None:
-        ok = abs(cla / state - 1) <= GROWTH_TOLERANCE
+        ok = growth_matches(cla, state, GROWTH_TOLERANCE)
         checks.append(
             (
                 "cla/kvcache growth equal to inattn/state within 2%",

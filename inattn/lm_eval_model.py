@@ -28,10 +28,9 @@ from lm_eval.api.model import LM
 from lm_eval.api.registry import register_model
 from lm_eval.utils import get_rolling_token_windows, make_disjoint_window
 
+from inattn.data.tokenizer import EOT
 from inattn.errors import DataError, UserError
 from inattn.units import parse_dtype
-
-EOT = "<|endoftext|>"
 
 
 def load(checkpoint: str | Path) -> tuple[Any, Any]:

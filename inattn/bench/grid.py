@@ -29,11 +29,10 @@ from tqdm.auto import tqdm
 from inattn.bench.measure import memory_point, random_tokens, time_decode, time_prefill
 from inattn.bench.runners import HFRunner, ModeRunner, Runner, build_hf_gpt2
 from inattn.bench.spec import HF_KEY, BenchSpec, split_key
+from inattn.inference.full import RECOMPUTE  # modes that rerun the whole context per token
 from inattn.memory import fake_module
 from inattn.model import GPT
 from inattn.units import human_bytes
-
-RECOMPUTE = ("naive", "sdpa")  # modes that rerun the whole context for every new token
 
 
 @dataclass

@@ -20,6 +20,7 @@ from inattn.errors import ConfigError
 from inattn.inference import modes_for
 from inattn.memory import check_device
 from inattn.model import VARIANTS, GPTConfig, variant_fields
+from inattn.sizes import SHAPE_KEYS as SHAPE_FIELDS
 from inattn.units import dtype_name, parse_budget, parse_dtype
 
 MEASURES = ("memory", "speed")
@@ -36,7 +37,6 @@ DEFAULT_KEYS = (
     "inattn/state",
     "inattn/kvcache",
 )
-SHAPE_FIELDS = ("n_layer", "n_head", "d_model")
 VARIANT_FIELDS = ("arch", "n_kv_head", "kv_share")  # what a variant sets
 
 

@@ -27,12 +27,12 @@ from tokenizers import Tokenizer
 
 from inattn.checkpoints import hf_gpt2
 from inattn.checkpoints.hf_remote import FILES as REMOTE_FILES
+from inattn.data.tokenizer import EOT
 from inattn.errors import ConfigError
 from inattn.model import GPT
 
 PACKAGE = Path(__file__).resolve().parent.parent  # inattn/, whose model source is copied
 REMOTE = Path(__file__).resolve().parent / "hf_remote"
-EOT = "<|endoftext|>"
 # `from inattn.errors import X` -> `from .inattn_errors import X` (the folder is flat)
 INATTN_IMPORT = re.compile(r"^(\s*)from inattn((?:\.\w+)+) import ", re.MULTILINE)
 

@@ -25,6 +25,7 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
 
 from inattn.checkpoints import hf_gpt2
 from inattn.checkpoints.io import CheckpointError
+from inattn.data.tokenizer import EOT
 from inattn.model import GPT, GPTConfig
 
 CONFIG = "config.json"
@@ -32,7 +33,6 @@ WEIGHTS = ("model.safetensors", "pytorch_model.bin")
 INDEXES = ("model.safetensors.index.json", "pytorch_model.bin.index.json")
 TOKENIZER_FILES = ["tokenizer.json", "vocab.json", "merges.txt", "tokenizer_config.json"]
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?")
-EOT = "<|endoftext|>"
 
 
 @dataclass

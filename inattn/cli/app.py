@@ -28,9 +28,19 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from omegaconf.errors import OmegaConfBaseException
 
 from inattn.config import CONF_DIR
-from inattn.errors import UserError
+from inattn.errors import ConfigError, UserError
 
 EXIT_BAD_INPUT = 2
+RUN_DEVICES = (
+    "auto",
+    "cpu",
+    "cuda",
+)  # where a loaded model runs (generate, eval); auto: cuda if any
+
+
+def check_run_device(device: str) -> None:
+    if device not in RUN_DEVICES:
+        raise ConfigError("device", f"unknown device {device!r}; choose one of {RUN_DEVICES}")
 
 
 def fail(message: str) -> None:

@@ -17,10 +17,10 @@ from inattn.cli.app import run_app
 from inattn.config import to_dict
 from inattn.errors import ConfigError
 from inattn.model import VARIANTS, variant_fields
+from inattn.reporting.wandb_log import WANDB_MODES
 from inattn.sizes import SHAPE_KEYS, size_shape
 
 SPEED_KEYS = ("repeats", "warmup", "decode_steps", "recompute_decode", "ttft_max_context")
-WANDB_MODES = ("offline", "online", "disabled")
 
 
 def size_shapes(cfg: DictConfig) -> dict[str, dict[str, int]]:

@@ -14,11 +14,10 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from inattn.cli.app import run_app
+from inattn.cli.app import check_run_device, run_app
 from inattn.errors import ConfigError, DataError
 from inattn.units import dtype_name
 
-DEVICES = ("auto", "cpu", "cuda")
 DTYPES = ("fp32", "bf16", "fp16")  # what the harness runs in (inattn.units names them)
 RESULTS = "eval.json"
 
@@ -63,8 +62,7 @@ def validate(cfg: DictConfig) -> None:
         or cfg.batch_size < 1
     ):
         raise ConfigError("batch_size", f"must be an integer >= 1, got {cfg.batch_size!r}")
-    if cfg.device not in DEVICES:
-        raise ConfigError("device", f"unknown device {cfg.device!r}; choose one of {DEVICES}")
+    check_run_device(cfg.device)
     dtype_name(cfg.dtype, choices=DTYPES)
     if cfg.logger.mode not in ("offline", "online", "disabled"):
         raise ConfigError(

@@ -15,13 +15,11 @@ from typing import Any, TextIO
 
 from omegaconf import DictConfig
 
-from inattn.cli.app import run_app
+from inattn.cli.app import check_run_device, run_app
 from inattn.config import check_integer
+from inattn.data.tokenizer import EOT
 from inattn.errors import ConfigError, DataError
 from inattn.units import dtype_name, parse_dtype
-
-DEVICES = ("auto", "cpu", "cuda")
-EOT = "<|endoftext|>"  # the document separator of inattn's tokenizers
 
 
 class TextStream:
@@ -105,8 +103,7 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError("seed", f"seed must be an integer or null, got {seed!r}")
     check_cache(cfg.cache)
     dtype_name(cfg.dtype)
-    if cfg.device not in DEVICES:
-        raise ConfigError("device", f"unknown device {cfg.device!r}; choose one of {DEVICES}")
+    check_run_device(cfg.device)
     if cfg.device == "cuda":
         import torch
 

@@ -7,9 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from inattn.cli.app import EXIT_BAD_INPUT
 from inattn.errors import ConfigError, UserError
-
-EXIT_BAD_INPUT = 2
 
 EXAMPLES = """\
 examples:

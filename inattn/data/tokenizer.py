@@ -24,6 +24,8 @@ from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, train
 
 from inattn.errors import DataError
 
+EOT = "<|endoftext|>"  # the document separator of inattn's tokenizers (and GPT-2's)
+
 
 def train_bpe(batches: Iterable[list[str]], vocab_size: int, eot_token: str) -> Tokenizer:
     """Byte-level BPE (GPT-2 style): every byte is a symbol, so any text encodes; no <unk>."""

@@ -31,6 +31,7 @@ from omegaconf import DictConfig
 from inattn.checkpoints.pretrained import load_model
 from inattn.compute import training_flops
 from inattn.context_extension import extend_context
+from inattn.data.tokenizer import EOT
 from inattn.experiments.copy_probe import copy_probe
 from inattn.experiments.evaluate import eval_sets, evaluate_at, log2_buckets
 from inattn.experiments.frame import begin, conclude, preset_design, read_back, train_stage
@@ -166,7 +167,7 @@ def evaluate_one(
         "loss_beyond_T0": float(losses[T0:].mean()),
     }
     row["deficit"] = row["loss_beyond_T0"] - row["loss_below_T0"]
-    eot = loaded.tokenizer.token_to_id(design.get("eot_token", "<|endoftext|>"))
+    eot = loaded.tokenizer.token_to_id(design.get("eot_token", EOT))
     symbols = [i for i in range(model.cfg.vocab_size) if i != eot]
     probe = design["probe"]
     for distance in probe["distances"]:

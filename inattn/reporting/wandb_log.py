@@ -13,6 +13,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+WANDB_MODES = ("offline", "online", "disabled")
+
 log = logging.getLogger(__name__)
 
 MODES = ("offline", "online", "disabled")

@@ -23,6 +23,7 @@ from inattn.config import check_integer, check_positive, to_dict
 from inattn.data.options import data_options, tokenizer_options
 from inattn.errors import ConfigError
 from inattn.model import GPTConfig
+from inattn.reporting.wandb_log import WANDB_MODES
 
 SEED_RANGE = (0, 2**32 - 1)  # what Lightning's seed_everything accepts
 # Lightning's accepted `precision` values (its `_PRECISION_INPUT`), written as a user types them;
@@ -32,7 +33,6 @@ PRECISIONS = (
     "auto", "32-true", "32", "16-mixed", "16", "bf16-mixed", "bf16", "16-true", "bf16-true",
     "64-true", "64", "transformer-engine", "transformer-engine-float16",
 )  # fmt: skip
-WANDB_MODES = ("offline", "online", "disabled")
 
 
 @dataclass(frozen=True)
