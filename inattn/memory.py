@@ -18,9 +18,9 @@ Measuring a paper-scale GPT without allocating it::
                     context_length=4096)
     model = fake_module(lambda: GPT(cfg), dtype=torch.bfloat16)  # fake weights, cpu device
     idx = fake_tokens(1, 4096, cfg.vocab_size, like=model)       # same fake mode as the weights
-    report = measure_peak(lambda: model(idx, last_only=True), module=model, inputs=idx,
+    peak = measure_peak(lambda: model(idx, last_only=True), module=model, inputs=idx,
                           device="meta")
-    report.peak_bytes, report.weight_bytes
+    peak.peak_bytes, peak.weight_bytes
 
 Fake tensors on a `cuda` device are accepted, but on a machine without CUDA sdpa cannot query the
 hardware and takes the math path: measure fake models on `cpu` unless a GPU is present.
@@ -214,7 +214,7 @@ def fake_tokens(
 
 
 @dataclass
-class MemoryReport:
+class PeakMeasurement:
     """Peak bytes of one call, weights included; `cuda_peak_bytes` only on a CUDA device."""
 
     peak_bytes: int  # tracked: live storages, weights and registered inputs included
@@ -234,7 +234,7 @@ def measure_peak(
     inputs: Any = (),
     device: str = "cpu",
     grad: bool = False,
-) -> MemoryReport:
+) -> PeakMeasurement:
     """Peak live bytes while `fn()` runs; `module`'s weights and `inputs` count from the start.
 
     device: `cpu` (real tensors), `meta` (fake tensors: the fake mode of `module` / `inputs`, or a
@@ -264,7 +264,7 @@ def measure_peak(
         if device == "cuda":
             torch.cuda.synchronize()
             cuda_peak = torch.cuda.max_memory_allocated() - untracked
-    return MemoryReport(tracker.peak_bytes, tracker.weight_bytes, cuda_peak, device)
+    return PeakMeasurement(tracker.peak_bytes, tracker.weight_bytes, cuda_peak, device)
 
 
 def _cuda_start(known: Any) -> int:

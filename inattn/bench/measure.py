@@ -55,9 +55,9 @@ def memory_point(
         held.clear()
     if device != "meta":  # frees the last point's tensors; fake ones hold no memory (and a full
         gc.collect()  # collection of a heap with torch loaded costs ~0.3 s, most of a small point)
-    report = measure_peak(run, module=model, inputs=idx, device=device)
+    peak = measure_peak(run, module=model, inputs=idx, device=device)
     point = MemoryPoint(
-        report.peak_bytes, report.weight_bytes, report.cuda_peak_bytes, state_bytes(held["cache"])
+        peak.peak_bytes, peak.weight_bytes, peak.cuda_peak_bytes, state_bytes(held["cache"])
     )
     held.clear()
     return point

@@ -31,7 +31,6 @@ from inattn.inference.modes import (
     decode_step,
     get_mode,
     modes_for,
-    next_logits,
     prefill,
     state_bytes,
 )
@@ -58,7 +57,6 @@ __all__ = [
     "max_new_tokens_for",
     "modes_for",
     "naive_logits",
-    "next_logits",
     "prefill",
     "sample_next",
     "sdpa_logits",

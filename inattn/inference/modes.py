@@ -123,13 +123,6 @@ def decode_step(model: GPT, token: torch.Tensor, cache: Cache) -> tuple[torch.Te
     return get_mode(model, cache.mode).decode(model, token, cache)
 
 
-def next_logits(
-    model: GPT, idx: torch.Tensor, mode: str | None = None, chunk: int | None = DEFAULT_CHUNK
-) -> torch.Tensor:
-    """Next-token logits (B, vocab) of a (B, T) context by `mode`; all equal `model(idx)[:, -1]`."""
-    return prefill(model, idx, mode, chunk=chunk)[0]
-
-
 def state_bytes(cache: Cache) -> int:
     """Bytes of the tensors a cache holds between steps (its reserved capacity included)."""
     if isinstance(cache, InAttentionState):
