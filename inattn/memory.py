@@ -19,7 +19,7 @@ Measuring a paper-scale GPT without allocating it::
     model = fake_module(lambda: GPT(cfg), dtype=torch.bfloat16)  # fake weights, cpu device
     idx = fake_tokens(1, 4096, cfg.vocab_size, like=model)       # same fake mode as the weights
     peak = measure_peak(lambda: model(idx, last_only=True), module=model, inputs=idx,
-                          device="meta")
+                        device="meta")
     peak.peak_bytes, peak.weight_bytes
 
 Fake tensors on a `cuda` device are accepted, but on a machine without CUDA sdpa cannot query the
