@@ -51,7 +51,7 @@ from inattn.bench.runners import HFRunner, build_hf_gpt2, hf_available
 from inattn.inference import modes_for
 from inattn.model import GPT, GPTConfig
 from inattn.reporting.provenance import field_lines, git_revision, machine
-from inattn.sizes import size_shape
+from inattn.sizes import NamedSize
 from inattn.units import MiB, parse_dtype
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,7 +63,7 @@ SPEED_MODES = ["dense/sdpa", "dense/kvcache", "inattn/state", "inattn/kvcache"]
 
 
 @dataclass(frozen=True)
-class Plan:
+class Plan(NamedSize):
     """A model size of conf/size and the contexts, rounds and limit of both parts."""
 
     size: str
@@ -75,23 +75,6 @@ class Plan:
     chunk: int  # keys per online-softmax step / positions per prefill chunk
     memory_limit: str
     dtype: str = "bf16"
-
-    @property
-    def shape(self) -> dict[str, int]:
-        """{n_layer, n_head, d_model}, as conf/size/<size>.yaml gives them."""
-        return size_shape(self.size)
-
-    @property
-    def n_layer(self) -> int:
-        return self.shape["n_layer"]
-
-    @property
-    def n_head(self) -> int:
-        return self.shape["n_head"]
-
-    @property
-    def d_model(self) -> int:
-        return self.shape["d_model"]
 
     def spec(self, measure: str, modes: Sequence[str], T: int, device: str) -> BenchSpec:
         """One grid at one context length."""

@@ -50,14 +50,14 @@ from inattn.claims import (
     state_row_bytes,
 )
 from inattn.reporting.provenance import BenchmarkRun
-from inattn.sizes import size_shape
+from inattn.sizes import NamedSize
 from inattn.units import MiB, human_bytes
 
 PARTS = ("memory", "ttft", "decode")
 
 
 @dataclass(frozen=True)
-class Plan:
+class Plan(NamedSize):
     """A model size of conf/size and the contexts each part measures."""
 
     size: str
@@ -67,23 +67,6 @@ class Plan:
     decode_T: tuple[int, ...]
     ratio_T: int  # where the state ratio is checked
     ttft_T_check: int  # where the time-to-first-token ratio is checked
-
-    @property
-    def shape(self) -> dict[str, int]:
-        """{n_layer, n_head, d_model}, as conf/size/<size>.yaml gives them."""
-        return size_shape(self.size)
-
-    @property
-    def n_layer(self) -> int:
-        return self.shape["n_layer"]
-
-    @property
-    def n_head(self) -> int:
-        return self.shape["n_head"]
-
-    @property
-    def d_model(self) -> int:
-        return self.shape["d_model"]
 
 
 PLANS = {

@@ -26,3 +26,26 @@ def size_shape(name: str, field: str = "size") -> dict[str, int]:
         raise ConfigError(field, f"unknown size {name!r}; choose from {known}")
     node = OmegaConf.load(CONF_DIR / "size" / f"{name}.yaml")
     return {k: int(node[k]) for k in SHAPE_KEYS}
+
+
+class NamedSize:
+    """For a plan with a `size` field: its shape, read from conf/size/<size>.yaml when asked."""
+
+    size: str
+
+    @property
+    def shape(self) -> dict[str, int]:
+        """{n_layer, n_head, d_model}, as conf/size/<size>.yaml gives them."""
+        return size_shape(self.size)
+
+    @property
+    def n_layer(self) -> int:
+        return self.shape["n_layer"]
+
+    @property
+    def n_head(self) -> int:
+        return self.shape["n_head"]
+
+    @property
+    def d_model(self) -> int:
+        return self.shape["d_model"]
