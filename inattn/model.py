@@ -354,8 +354,18 @@ class Block(nn.Module):
         del y  # not held through the MLP: the caller passes it as a temporary
         return h + self.drop(self.mlp(self.ln2(h)))
 
-    def forward(self, h, kv=None, rope=None, bias=None, naive=False) -> tuple[torch.Tensor, tuple]:
-        """The new states h (B, T, d), and the keys and values the attention used (before RoPE)."""
+    def forward(
+        self, h, kv=None, rope=None, bias=None, naive=False, keep_kv=False
+    ) -> tuple[torch.Tensor, tuple | None]:
+        """The new states h (B, T, d); with `keep_kv`, the keys and values the attention used
+        (before RoPE), which the next layers of a sharing group reuse (CLA), else None.
+
+        k and v are views of the fused q|k|v projection: returned (or held in a local) they keep
+        that whole (B, T, d + 2 kv_dim) buffer alive through the MLP, so they are temporaries
+        unless a later layer needs them.
+        """
+        if not keep_kv:
+            return self.finish(h, self.attn(*self.project(h, kv), rope, bias, naive)), None
         q, k, v = self.project(h, kv)
         return self.finish(h, self.attn(q, k, v, rope, bias, naive)), (k, v)
 
@@ -442,14 +452,22 @@ class GPT(nn.Module):
 
         `naive`: every layer's attention by materialised scores (the quadratic baseline).
         """
-        x0 = self.embed(idx)
-        rope, bias = self.position_context(idx.shape[1], idx.device, x0.dtype)
-        kvs = self.inattn_kv(x0) if self.cfg.arch == "inattn" else None
-        h, kv = x0, None
+        h = self.embed(idx)  # x0; a dense model needs it only as the first layer's input
+        rope, bias = self.position_context(idx.shape[1], idx.device, h.dtype)
+        kvs = self.inattn_kv(h) if self.cfg.arch == "inattn" else None
+        kv = None
         for i, block in enumerate(self.blocks):
             if kvs is not None:  # InAttention: this layer's keys and values from N(x0)
                 kv = kvs[i]
             elif block.attn.makes_kv:  # dense: made from this layer's input, and reused by
                 kv = None  # the next kv_share - 1 layers (CLA)
-            h, kv = block(h, kv, rope, bias, naive)
+            h, kv = block(h, kv, rope, bias, naive, keep_kv=self.reuses_kv(i + 1))
         return self.logits(h[:, -1:] if last_only else h)
+
+    def reuses_kv(self, layer: int) -> bool:
+        """Whether `layer` attends with an earlier layer's keys and values (dense, CLA)."""
+        return (
+            self.cfg.arch == "dense"
+            and layer < self.cfg.n_layer
+            and not self.blocks[layer].attn.makes_kv
+        )
