@@ -51,6 +51,7 @@ from inattn.bench.runners import HFRunner, build_hf_gpt2, hf_available
 from inattn.inference import modes_for
 from inattn.model import GPT, GPTConfig
 from inattn.reporting.provenance import field_lines, git_revision, machine
+from inattn.reporting.text_table import aligned
 from inattn.sizes import NamedSize
 from inattn.units import MiB, parse_dtype
 
@@ -226,24 +227,12 @@ def agreement(rows: Sequence[Row], tolerance: float = TOLERANCE) -> tuple[list[s
         return ["no memory point was measured"], False
     counts = {v: sum(x.startswith(v) for x in verdicts) for v in ("PASS", "FAIL", "SKIP", "n/a")}
     compared = counts["PASS"] + counts["FAIL"]
-    lines = aligned(head, body)
+    lines = aligned(head, body, first_left=True)
     lines.append(
         f"{counts['PASS']}/{compared} compared points within {tolerance:.0%} of the CUDA "
         f"allocator's peak; {counts['SKIP']} skipped; {counts['n/a']} without an allocator reading"
     )
     return lines, counts["FAIL"] == 0
-
-
-def aligned(head: list[str], body: list[list[str]]) -> list[str]:
-    """Columns padded to width: the first left-aligned, the last as is, the rest right-aligned."""
-    widths = [max(len(x) for x in col) for col in zip(head, *body, strict=True)]
-    lines = []
-    for line in [head, *body]:
-        cells = [line[0].ljust(widths[0])]
-        cells += [x.rjust(w) for x, w in zip(line[1:-1], widths[1:-1], strict=True)]
-        lines.append("  ".join([*cells, line[-1]]).rstrip())
-    lines.insert(1, "-" * len(lines[0]))
-    return lines
 
 
 # ----------------------------------------------------------------------------- the grids

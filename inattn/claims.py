@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 import torch
 
+import inattn.inference.modes as inference_modes
 from inattn.units import parse_dtype
 
 TOKEN_ID_BYTES = torch.long.itemsize  # the state path also keeps the context's int64 token ids
@@ -22,8 +23,8 @@ NO_CEILING = math.inf  # a band's upper end when only a floor is claimed (naive 
 
 
 def state_row_bytes(d_model: int, dtype: str) -> int:
-    """What InAttention's state S holds per token: one d-wide row of `dtype` elements."""
-    return d_model * parse_dtype(dtype).itemsize
+    """What InAttention's state S holds per token (`dtype` by name: fp32, bf16, ...)."""
+    return inference_modes.state_row_bytes(d_model, parse_dtype(dtype))
 
 
 def expected_state_growth(d_model: int, dtype: str) -> int:

@@ -9,6 +9,7 @@ from typing import Any
 
 from inattn.bench.fit import Fit
 from inattn.bench.grid import COLUMNS, Row
+from inattn.reporting.text_table import aligned
 from inattn.reporting.wandb_log import guarded_run, table
 from inattn.run_info import write_json_atomic
 from inattn.units import MiB
@@ -76,15 +77,7 @@ def table_text(rows: Sequence[Row], fits: Sequence[Fit] = ()) -> str:
             ]
             line += [_mib(r.cuda_peak_bytes)] if cuda else []
             body.append([*line, r.note])
-    widths = [max(len(str(x)) for x in col) for col in zip(head, *body, strict=True)]
-    # numbers right-aligned, the note (last column) left-aligned
-    lines = [
-        "  ".join(
-            [*(str(x).rjust(w) for x, w in zip(line[:-1], widths, strict=False)), str(line[-1])]
-        ).rstrip()
-        for line in [head, *body]
-    ]
-    lines.insert(1, "-" * len(lines[0]))
+    lines = aligned(head, body)  # numbers right-aligned, the note (last column) as is
     if fits:
         lines += ["", "fitted exponents of (peak - weights) vs T:"]
         for f in fits:

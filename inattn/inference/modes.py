@@ -134,11 +134,16 @@ def state_bytes(cache: Cache) -> int:
     return t.numel() * t.element_size()
 
 
+def state_row_bytes(d_model: int, dtype: torch.dtype) -> int:
+    """What InAttention's state S = N(x0) holds per token: one d-wide row of `dtype` elements."""
+    return d_model * dtype.itemsize
+
+
 def cache_bytes_per_token(cfg: GPTConfig, mode: str, dtype: torch.dtype) -> int:
     """What one more position adds to a mode's cache, from the shapes alone."""
     size, id_size = dtype.itemsize, torch.long.itemsize
     per_token = {
-        "state": cfg.d_model * size,
+        "state": state_row_bytes(cfg.d_model, dtype),
         "kvcache": 2 * cfg.kv_groups * cfg.kv_dim * size,  # 2 L d without GQA or CLA
         "naive": id_size,
         "sdpa": id_size,
