@@ -4,6 +4,6 @@
 # Hydra overrides.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+EXTRAS=${EXTRAS-} bash scripts/setup.sh  # the job needs no extras (tests, harness, SLURM)
 . .venv/bin/activate
 exec inattn-reproduce experiment=all preset=cpu "$@"
