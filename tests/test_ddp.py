@@ -110,10 +110,10 @@ def test_a_ddp_checkpoint_resumes_in_one_process_at_the_same_global_batch(runs, 
 
 
 def test_a_changed_global_batch_is_refused(runs, tmp_path):
-    from inattn.errors import ConfigError
+    from inattn.checkpoints.io import CheckpointError
 
     step_file = runs["ddp"] / "checkpoints" / f"step-{RESUME_AT:07d}.ckpt"
-    with pytest.raises(ConfigError, match="batch_size x processes") as err:
+    with pytest.raises(CheckpointError, match="batch_size x processes") as err:
         train_in_process(
             [*overrides(runs["root"], runs["cache"], "batch_size=2"), f"resume={step_file}"],
             tmp_path / "resumed",
