@@ -6,6 +6,8 @@ name means one shape everywhere (`tiny` is 4 layers, 4 heads, d = 128).
 
 from __future__ import annotations
 
+import functools
+
 from omegaconf import OmegaConf
 
 from inattn.config import CONF_DIR
@@ -24,8 +26,14 @@ def size_shape(name: str, field: str = "size") -> dict[str, int]:
     known = size_names()
     if name not in known:
         raise ConfigError(field, f"unknown size {name!r}; choose from {known}")
+    return dict(zip(SHAPE_KEYS, _read_shape(name), strict=True))
+
+
+@functools.cache
+def _read_shape(name: str) -> tuple[int, ...]:
+    """The file once per process: plans ask for n_layer, n_head and d_model one at a time."""
     node = OmegaConf.load(CONF_DIR / "size" / f"{name}.yaml")
-    return {k: int(node[k]) for k in SHAPE_KEYS}
+    return tuple(int(node[k]) for k in SHAPE_KEYS)
 
 
 class NamedSize:
