@@ -16,6 +16,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from inattn.cli.app import check_run_device, run_app
 from inattn.errors import ConfigError, DataError
+from inattn.reporting.wandb_log import WANDB_MODES
 from inattn.units import dtype_name
 
 DTYPES = ("fp32", "bf16", "fp16")  # what the harness runs in (inattn.units names them)
@@ -64,7 +65,7 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError("batch_size", f"must be an integer >= 1, got {cfg.batch_size!r}")
     check_run_device(cfg.device)
     dtype_name(cfg.dtype, choices=DTYPES)
-    if cfg.logger.mode not in ("offline", "online", "disabled"):
+    if cfg.logger.mode not in WANDB_MODES:
         raise ConfigError(
             "logger.mode", f"choose offline, online or disabled, got {cfg.logger.mode!r}"
         )

@@ -17,8 +17,6 @@ WANDB_MODES = ("offline", "online", "disabled")
 
 log = logging.getLogger(__name__)
 
-MODES = ("offline", "online", "disabled")
-
 
 def first_line(err: BaseException) -> str:
     """The first line of an error's message (its type when the message is empty)."""
