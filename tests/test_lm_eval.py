@@ -180,6 +180,9 @@ def test_bad_eval_input_is_one_line(tmp_path, capsys, monkeypatch):
         assert code == 2, err[-3000:]
         errors = [line for line in err.splitlines() if line.startswith("error:")]
         assert len(errors) == 1 and field in errors[0] and "Traceback" not in err, err
+    args = [f"ckpt={trained}", "tasks=[repeat_mc]", "logger.mode=sometimes", f"output={tmp_path}"]
+    code, _, err = cli_in_process(eval_cli.main, args, capsys, monkeypatch)
+    assert code == 2 and "error: logger.mode:" in err and "Traceback" not in err, err
     assert not list(tmp_path.rglob("eval.json"))
 
 
